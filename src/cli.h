@@ -1,0 +1,37 @@
+/* cli: the sendmail command line, parsed into one plain struct. */
+#ifndef POSTBOTE_CLI_H
+#define POSTBOTE_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+enum cli_mode {
+	MODE_SEND = 0,  /* deliver the message on stdin (-bm, the default) */
+	MODE_HELP,
+	MODE_VERSION,
+};
+
+struct cli {
+	enum cli_mode mode;
+	const char *config_file;  /* -C */
+	const char *account;      /* --account */
+	const char *sender;       /* -f / -r */
+	const char *full_name;    /* -F */
+	bool read_recipients;     /* -t */
+	bool ignore_dots;         /* -i, -oi */
+	int verbose;              /* -v, repeatable */
+	struct strlist recipients;
+	struct strlist ignored;   /* MTA-only options we accepted and ignored */
+};
+
+/* Parse argv. Returns 0, or -1 with a message naming the bad option in
+ * err (a usage error, exit status 64). */
+int cli_parse(int argc, char **argv, struct cli *out, char *err,
+	      size_t errlen);
+void cli_free(struct cli *c);
+/* The short usage text. */
+const char *cli_usage(void);
+
+#endif

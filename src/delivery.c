@@ -1,0 +1,203 @@
+#include "autoconf.h"
+#include "delivery.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deadline.h"
+#include "net.h"
+#include "sasl.h"
+#include "util.h"
+
+int delivery_port(const struct account *acct)
+{
+	if (acct->port > 0)
+		return acct->port;
+	if (!acct->tls)
+		return 25;
+	/* RFC 6409 submission with STARTTLS, or RFC 8314 implicit TLS. */
+	return acct->tls_starttls ? 587 : 465;
+}
+
+static enum failure failure_from_net(enum net_failure f)
+{
+	switch (f) {
+	case NET_RESOLVE_TEMPORARY: return FAIL_RESOLVE_TEMPORARY;
+	case NET_RESOLVE_PERMANENT: return FAIL_RESOLVE_PERMANENT;
+	case NET_REFUSED: return FAIL_REFUSED;
+	case NET_UNREACHABLE: return FAIL_UNREACHABLE;
+	case NET_TIMEOUT: return FAIL_TIMEOUT;
+	default: return FAIL_IO;
+	}
+}
+
+static void set_timeouts(struct smtp_timeouts *t, int seconds)
+{
+	int ms = seconds * 1000;
+	if (seconds <= 0)
+		return;
+	*t = (struct smtp_timeouts){ ms, ms, ms, ms, ms, ms, ms };
+}
+
+static char *helo_name(const struct account *acct)
+{
+	char host[256];
+	if (acct->domain)
+		return xstrdup(acct->domain);
+	if (gethostname(host, sizeof host) == 0 && host[0]) {
+		host[sizeof host - 1] = '\0';
+		return xstrdup(host);
+	}
+	return xstrdup("localhost");
+}
+
+static void tls_options_from(const struct account *a, struct tls_options *t)
+{
+	*t = (struct tls_options){
+		.host = a->host,
+		.trust_file = a->tls_trust_file,
+		.fingerprint = a->tls_fingerprint,
+		.cert_file = a->tls_cert_file,
+		.key_file = a->tls_key_file,
+		.priorities = a->tls_priorities,
+		.min_dh_prime_bits = a->tls_min_dh_prime_bits,
+		.certcheck = a->tls_certcheck,
+	};
+}
+
+static bool wants_auth(const struct account *a)
+{
+	if (ascii_casecmp(a->auth, "off") == 0)
+		return false;
+	/* "auth on" without a user means: this relay needs no login. */
+	return a->user != NULL || ascii_casecmp(a->auth, "on") != 0;
+}
+
+static int authenticate(struct smtp_session *s, const struct delivery *d,
+			struct outcome *o)
+{
+	const struct account *a = d->acct;
+	const char *forced = ascii_casecmp(a->auth, "on") == 0 ? NULL : a->auth;
+	char err[256];
+	const char *mech;
+	struct sasl_client *client;
+	struct sasl_params p = { a->user ? a->user : "", d->password, "smtp",
+				 a->host, stream_tls(s->stream) };
+	int rc;
+	if (!a->user || !d->password) {
+		outcome_set(o, STAGE_AUTH, d->password_error ? FAIL_AUTH_LOCAL
+			    : FAIL_NO_AUTH, NULL, "%s", d->password_error
+			    ? d->password_error
+			    : !a->user ? "authentication is configured but no user is set"
+			    : "no password is configured (password or passwordeval)");
+		return -1;
+	}
+	mech = sasl_choose_mechanism(s->caps.auth, forced,
+				     stream_is_tls(s->stream), err, sizeof err);
+	if (!mech) {
+		outcome_set(o, STAGE_AUTH, FAIL_NO_AUTH, NULL, "%s", err);
+		return -1;
+	}
+	if (sasl_client_new(mech, &p, &client, err, sizeof err) < 0) {
+		outcome_set(o, STAGE_AUTH, FAIL_AUTH_LOCAL, NULL, "%s", err);
+		return -1;
+	}
+	rc = smtp_auth(s, mech, client, o);
+	sasl_client_free(client);
+	return rc;
+}
+
+/* Limits the server announced, checked before anything is sent. */
+static int check_limits(const struct smtp_session *s, const struct delivery *d,
+			struct outcome *o)
+{
+	if (s->caps.size && s->caps.size_max > 0 &&
+	    (uint64_t)d->env.size > s->caps.size_max) {
+		outcome_set(o, STAGE_MAIL, FAIL_TOO_BIG, NULL,
+			    "the message has %jd bytes; the server accepts at most %ju "
+			    "(EHLO SIZE)", (intmax_t)d->env.size,
+			    (uintmax_t)s->caps.size_max);
+		return -1;
+	}
+	if (d->env.smtputf8 && !s->caps.smtputf8) {
+		outcome_set(o, STAGE_MAIL, FAIL_NEEDS_SMTPUTF8, NULL,
+			    "an address is not plain ASCII, and the server does not "
+			    "offer SMTPUTF8");
+		return -1;
+	}
+	return 0;
+}
+
+static int open_session(struct smtp_session *s, const struct delivery *d,
+			struct outcome *o)
+{
+	const struct account *a = d->acct;
+	struct tls_options tls;
+	tls_options_from(a, &tls);
+	if (a->tls && !a->tls_starttls && smtp_implicit_tls(s, &tls, o) < 0)
+		return -1;
+	if (smtp_greeting(s, o) < 0)
+		return -1;
+	/* HELO only when nothing needs ESMTP (RFC 5321 3.2). */
+	if (smtp_ehlo(s, !a->tls && !wants_auth(a), o) < 0)
+		return -1;
+	if (a->tls && a->tls_starttls && smtp_starttls(s, &tls, o) < 0)
+		return -1;
+	if (wants_auth(a) && authenticate(s, d, o) < 0)
+		return -1;
+	return check_limits(s, d, o);
+}
+
+static int connect_stream(const struct delivery *d, struct smtp_session *s,
+			  struct outcome *o)
+{
+	struct net_error ne;
+	int port = delivery_port(d->acct);
+	int fd;
+	char *name = helo_name(d->acct);
+	smtp_session_init(s, NULL, name);
+	free(name);
+	set_timeouts(&s->timeouts, d->acct->timeout);
+	s->trace = d->trace;
+	s->trace_ctx = d->trace_ctx;
+	fd = net_connect(d->acct->host, port, deadline_after(s->timeouts.connect),
+			 &ne);
+	if (fd < 0) {
+		outcome_set(o, STAGE_CONNECT, failure_from_net(ne.failure), NULL, "%s",
+			    ne.detail);
+		return -1;
+	}
+	s->stream = stream_new(fd);
+	return 0;
+}
+
+int deliver(const struct delivery *d, struct delivery_result *res)
+{
+	struct smtp_session s;
+	int rc = -1;
+	memset(res, 0, sizeof *res);
+	if (!d->acct->host) {
+		outcome_set(&res->outcome, STAGE_CONFIG, FAIL_CONFIG, NULL,
+			    "the account \"%s\" names no host",
+			    d->acct->name ? d->acct->name : "default");
+		return -1;
+	}
+	if (connect_stream(d, &s, &res->outcome) == 0 &&
+	    open_session(&s, d, &res->outcome) == 0) {
+		rc = smtp_send_mail(&s, &d->env, d->msg, &d->emit, &res->tx);
+		if (rc < 0)
+			outcome_copy(&res->outcome, &res->tx.outcome);
+	}
+	if (s.stream && s.state != SMTP_STATE_FAILED)
+		smtp_quit(&s);
+	stream_free(s.stream);
+	smtp_session_free(&s);
+	return rc;
+}
+
+void delivery_result_free(struct delivery_result *res)
+{
+	outcome_clear(&res->outcome);
+	smtp_transaction_result_free(&res->tx);
+}

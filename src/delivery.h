@@ -1,0 +1,36 @@
+/* delivery: one submission session from connect to QUIT, for one message:
+ * net -> tls -> smtp -> sasl -> transaction. Returns a result; never
+ * prints and never exits. */
+#ifndef POSTBOTE_DELIVERY_H
+#define POSTBOTE_DELIVERY_H
+
+#include "config.h"
+#include "message.h"
+#include "smtp.h"
+#include "status.h"
+
+struct delivery {
+	const struct account *acct;
+	const char *password;         /* NULL when none was found */
+	const char *password_error;   /* why it could not be read, or NULL */
+	struct smtp_envelope env;
+	const struct message *msg;
+	struct emit_options emit;
+	smtp_trace_fn trace;
+	void *trace_ctx;
+};
+
+struct delivery_result {
+	struct outcome outcome;       /* FAIL_NONE when the server took it */
+	struct smtp_transaction_result tx;
+};
+
+/* The port used when the account names none. */
+int delivery_port(const struct account *acct);
+
+/* Returns 0 when the message was accepted for at least one recipient
+ * (res->tx tells which were refused), -1 otherwise (res->outcome). */
+int deliver(const struct delivery *d, struct delivery_result *res);
+void delivery_result_free(struct delivery_result *res);
+
+#endif

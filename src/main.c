@@ -1,0 +1,273 @@
+/* postbote: the front end. It alone prints verdicts and chooses the exit
+ * status; everything below it returns results. */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "delivery.h"
+#include "envelope.h"
+#include "log.h"
+#include "message.h"
+#include "sasl.h"
+#include "secret.h"
+#include "status.h"
+#include "tls.h"
+#include "util.h"
+
+#define SYSTEM_CONFIG "/etc/postbote.conf"
+
+static const char *const remove_always[] = { "Bcc", "Resent-Bcc", NULL };
+
+static void trace_line(void *ctx, enum trace_dir dir, const char *text)
+{
+	static const char *const prefix[] = { "<-- ", "--> ", "*** " };
+	char shown[1024];
+	(void)ctx;
+	make_visible(shown, sizeof shown, text, strlen(text));
+	fprintf(stderr, "%s%s\n", prefix[dir], shown);
+}
+
+static int fail_with(const struct outcome *o)
+{
+	char *text = status_describe(o);
+	fprintf(stderr, "postbote: %s\n", text);
+	free(text);
+	return status_exit_code(o);
+}
+
+static int usage_error(const char *msg)
+{
+	fprintf(stderr, "postbote: %s\n%s", msg, cli_usage());
+	return EX_USAGE;
+}
+
+static int print_version(void)
+{
+	char *mechs = sasl_available_mechanisms();
+	printf("postbote %s\nGnuTLS %s, libgsasl %s\nSASL mechanisms: %s\n",
+	       PACKAGE_VERSION, tls_library_version(), sasl_library_version(),
+	       mechs);
+	free(mechs);
+	return EX_OK;
+}
+
+/* -C, else the user's file, else the system file. */
+static char *config_path(const struct cli *cli)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+	char *user = NULL;
+	struct stat st;
+	if (cli->config_file)
+		return xstrdup(cli->config_file);
+	if (xdg && xdg[0])
+		user = xasprintf("%s/postbote/config", xdg);
+	else if (home && home[0])
+		user = xasprintf("%s/.config/postbote/config", home);
+	if (user && stat(user, &st) == 0)
+		return user;
+	free(user);
+	return xstrdup(SYSTEM_CONFIG);
+}
+
+static int load_account(const struct cli *cli, struct config *cfg,
+			const struct account **acct)
+{
+	char err[CONFIG_ERROR_MAX];
+	char *path = config_path(cli);
+	if (config_load(path, cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "postbote: %s\n", err);
+		free(path);
+		return EX_CONFIG;
+	}
+	free(path);
+	*acct = config_find_account(cfg, cli->account);
+	if (!*acct) {
+		fprintf(stderr, "postbote: %s: %s%s%s\n", cfg->path,
+			cli->account ? "no account named " : "no account defined",
+			cli->account ? cli->account : "", "");
+		return EX_CONFIG;
+	}
+	return EX_OK;
+}
+
+static const char *login_name(void)
+{
+	struct passwd *pw = getpwuid(getuid());
+	if (pw && pw->pw_name)
+		return pw->pw_name;
+	return getenv("USER") ? getenv("USER") : "unknown";
+}
+
+static int build_envelope(const struct cli *cli, const struct account *acct,
+			  const struct message *msg, struct envelope *env)
+{
+	char host[256] = "localhost";
+	struct outcome o;
+	struct envelope_input in = { cli, acct, msg, login_name(), host,
+				     time(NULL) };
+	outcome_clear(&o);
+	if (gethostname(host, sizeof host) != 0 || !host[0])
+		strcpy(host, "localhost");
+	host[sizeof host - 1] = '\0';
+	if (envelope_build(&in, env, &o) < 0) {
+		int rc = fail_with(&o);
+		outcome_clear(&o);
+		return rc;
+	}
+	return EX_OK;
+}
+
+static void report_refused(const struct smtp_transaction_result *tx)
+{
+	for (size_t i = 0; i < tx->nrcpts; i++) {
+		if (tx->rcpts[i].accepted)
+			continue;
+		char *text = status_describe(&tx->rcpts[i].outcome);
+		fprintf(stderr, "postbote: recipient %s refused: %s\n",
+			tx->rcpts[i].rcpt, text);
+		free(text);
+	}
+}
+
+/* Exit status when the message went to some recipients but not all: the
+ * first refusal decides (75 when any refusal was temporary). */
+static int partial_status(const struct smtp_transaction_result *tx)
+{
+	int first = EX_OK;
+	for (size_t i = 0; i < tx->nrcpts; i++) {
+		const struct outcome *o = &tx->rcpts[i].outcome;
+		if (tx->rcpts[i].accepted)
+			continue;
+		if (outcome_is_temporary(o))
+			return EX_TEMPFAIL;
+		if (first == EX_OK)
+			first = status_exit_code(o);
+	}
+	return first;
+}
+
+static void log_result(const struct account *acct, const struct envelope *env,
+		       const struct message *msg, const struct delivery_result *res,
+		       int status)
+{
+	char *rcpts = xstrdup("");
+	char *line;
+	for (size_t i = 0; i < env->rcpts.n; i++) {
+		char *next = xasprintf("%s%s%s", rcpts, i ? "," : "", env->rcpts.v[i]);
+		free(rcpts);
+		rcpts = next;
+	}
+	line = xasprintf("host=%s account=%s from=%s recipients=%s size=%jd "
+			 "status=%d reply=%s", acct->host ? acct->host : "-",
+			 acct->name ? acct->name : "-", env->sender, rcpts,
+			 (intmax_t)msg->size, status,
+			 res->tx.queue_reply ? res->tx.queue_reply
+			 : res->outcome.text ? res->outcome.text
+			 : res->outcome.detail[0] ? res->outcome.detail : "-");
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	log_message(acct, line, status != EX_OK);
+	free(line);
+	free(rcpts);
+}
+
+static int submit(const struct cli *cli, const struct account *acct,
+		  const struct message *msg, const struct envelope *env)
+{
+	char perr[256];
+	struct delivery_result res;
+	char *password = secret_password(acct, perr, sizeof perr);
+	struct delivery d = {
+		.acct = acct,
+		.password = password,
+		.password_error = perr[0] ? perr : NULL,
+		.env = { env->sender, (const char *const *)env->rcpts.v,
+			 env->rcpts.n, msg->eight_bit, env->smtputf8, 0 },
+		.msg = msg,
+		.emit = { env->prepend, remove_always, true },
+		.trace = cli->verbose ? trace_line : NULL,
+	};
+	int status;
+	d.env.size = message_emit_size(msg, &d.emit);
+	if (deliver(&d, &res) < 0) {
+		status = fail_with(&res.outcome);
+		/* Every recipient refused: show each reply, not only the first. */
+		if (res.outcome.stage == STAGE_RCPT && res.tx.nrcpts > 1)
+			report_refused(&res.tx);
+	} else {
+		report_refused(&res.tx);
+		status = partial_status(&res.tx);
+		if (cli->verbose)
+			fprintf(stderr, "postbote: accepted for %zu of %zu recipients: %s\n",
+				res.tx.naccepted, res.tx.nrcpts, res.tx.queue_reply);
+	}
+	log_result(acct, env, msg, &res, status);
+	free_secret(password);
+	delivery_result_free(&res);
+	return status;
+}
+
+static int spool(const struct cli *cli, struct message *msg)
+{
+	char err[256];
+	struct spool_options opt = { .dot_ends_input = !cli->ignore_dots };
+	if (message_spool(STDIN_FILENO, &opt, msg, err, sizeof err) < 0) {
+		fprintf(stderr, "postbote: reading the message: %s\n", err);
+		return EX_TEMPFAIL;
+	}
+	return EX_OK;
+}
+
+static int run(const struct cli *cli)
+{
+	struct config cfg = { 0 };
+	const struct account *acct = NULL;
+	struct message msg = { .fd = -1 };
+	struct envelope env = { 0 };
+	int status = load_account(cli, &cfg, &acct);
+	if (status == EX_OK)
+		status = spool(cli, &msg);
+	if (status == EX_OK)
+		status = build_envelope(cli, acct, &msg, &env);
+	if (status == EX_OK)
+		status = submit(cli, acct, &msg, &env);
+	envelope_free(&env);
+	message_free(&msg);
+	config_free(&cfg);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli;
+	char err[256];
+	int status;
+	if (cli_parse(argc, argv, &cli, err, sizeof err) < 0)
+		return usage_error(err);
+	switch (cli.mode) {
+	case MODE_HELP:
+		fputs(cli_usage(), stdout);
+		status = EX_OK;
+		break;
+	case MODE_VERSION:
+		status = print_version();
+		break;
+	default:
+		status = run(&cli);
+		break;
+	}
+	cli_free(&cli);
+	return status;
+}
