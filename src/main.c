@@ -113,10 +113,9 @@ static int build_envelope(const struct cli *cli, const struct account *acct,
 			  const struct message *msg, struct envelope *env)
 {
 	char host[256] = "localhost";
-	struct outcome o;
+	struct outcome o = { 0 };
 	struct envelope_input in = { cli, acct, msg, login_name(), host,
 				     time(NULL) };
-	outcome_clear(&o);
 	if (gethostname(host, sizeof host) != 0 || !host[0])
 		strcpy(host, "localhost");
 	host[sizeof host - 1] = '\0';

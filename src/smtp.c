@@ -493,8 +493,7 @@ static int auth_local_failure(struct smtp_session *s, struct outcome *o,
 			      const char *shown, const char *why)
 {
 	struct smtp_reply r;
-	struct outcome ignored;
-	outcome_clear(&ignored);
+	struct outcome ignored = { 0 };
 	/* RFC 4954 4: "*" cancels the exchange; the server answers 501. */
 	if (auth_send(s, "*", NULL, &ignored) == 0 &&
 	    smtp_read_reply(s, s->timeouts.command, STAGE_AUTH, "*", &r,
@@ -671,9 +670,8 @@ static int envelope_pipelined(struct smtp_session *s,
 			      struct smtp_reply *data)
 {
 	struct smtp_reply r;
-	struct outcome mail_failure;
+	struct outcome mail_failure = { 0 };
 	size_t from = 0;
-	outcome_clear(&mail_failure);
 	if (queue_command(s, mail, NULL, STAGE_MAIL, &res->outcome) < 0)
 		return -1;
 	do {
@@ -780,8 +778,7 @@ static int no_recipients(struct smtp_session *s,
 			 struct smtp_transaction_result *res, bool data_open)
 {
 	struct smtp_reply r;
-	struct outcome ignored;
-	outcome_clear(&ignored);
+	struct outcome ignored = { 0 };
 	/* RFC 2920 3.1: a server that still said 354 gets an empty message
 	 * that it will refuse for lack of recipients. */
 	if (data_open && queue_command(s, ".", NULL, STAGE_DOT, &ignored) == 0 &&
@@ -879,8 +876,7 @@ int smtp_rset(struct smtp_session *s, struct outcome *o)
 
 void smtp_quit(struct smtp_session *s)
 {
-	struct outcome ignored;
-	outcome_clear(&ignored);
+	struct outcome ignored = { 0 };
 	smtp_set_state(s, SMTP_STATE_QUIT);
 	/* The result is known; waiting for 221 would only cost a round trip. */
 	if (queue_command(s, "QUIT", NULL, STAGE_QUIT, &ignored) == 0)
