@@ -8,7 +8,12 @@
 #include "util.h"
 
 enum cli_mode {
-	MODE_SEND = 0,  /* deliver the message on stdin (-bm, the default) */
+	MODE_SEND = 0,    /* deliver the message on stdin (-bm, the default) */
+	MODE_LIST_QUEUE,  /* -bp, or called as mailq */
+	MODE_FLUSH_QUEUE, /* -q */
+	MODE_SMTP_STDIO,  /* -bs: speak SMTP on stdin/stdout */
+	MODE_VERIFY,      /* -bv: check recipients, send nothing */
+	MODE_NEWALIASES,  /* -bi, or called as newaliases: nothing to build */
 	MODE_HELP,
 	MODE_VERSION,
 };
@@ -22,11 +27,16 @@ struct cli {
 	bool read_recipients;     /* -t */
 	bool ignore_dots;         /* -i, -oi */
 	int verbose;              /* -v, repeatable */
+	const char *dsn_notify;   /* -N: "NEVER" or SUCCESS,FAILURE,DELAY */
+	const char *dsn_ret;      /* -R: "FULL" or "HDRS" */
+	const char *dsn_envid;    /* -V */
+	const char *traffic_log;  /* -X file: append the SMTP dialogue */
+	char *dsn_notify_buf;     /* normalised -N value */
 	struct strlist recipients;
 	struct strlist ignored;   /* MTA-only options we accepted and ignored */
 };
 
-/* Parse argv. Returns 0, or -1 with a message naming the bad option in
+/* Parse argv (argv[0] "mailq" means -bp, "newaliases" -bi). Returns 0, or -1 with a message naming the bad option in
  * err (a usage error, exit status 64). */
 int cli_parse(int argc, char **argv, struct cli *out, char *err,
 	      size_t errlen);

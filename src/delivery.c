@@ -172,6 +172,68 @@ static int connect_stream(const struct delivery *d, struct smtp_session *s,
 	return 0;
 }
 
+static bool too_many(const struct rcpt_result *r)
+{
+	return !r->accepted && r->outcome.failure == FAIL_REPLY &&
+	       (r->outcome.code == 452 ||
+		strcmp(r->outcome.enhanced, "4.5.3") == 0);
+}
+
+/* Send again to the recipients the server deferred for being too many,
+ * until all got it or a round brings no progress. */
+static void send_remaining(struct smtp_session *s, const struct delivery *d,
+			   struct smtp_transaction_result *tx)
+{
+	for (;;) {
+		struct smtp_envelope env = d->env;
+		struct smtp_transaction_result more;
+		const char **rcpts = xcalloc(tx->nrcpts, sizeof *rcpts);
+		size_t *index = xcalloc(tx->nrcpts, sizeof *index);
+		size_t n = 0;
+		for (size_t i = 0; i < tx->nrcpts; i++)
+			if (too_many(&tx->rcpts[i])) {
+				index[n] = i;
+				rcpts[n++] = tx->rcpts[i].rcpt;
+			}
+		env.rcpts = rcpts;
+		env.nrcpts = n;
+		if (n > 0)
+			(void)smtp_send_mail(s, &env, d->msg, &d->emit, &more);
+		for (size_t k = 0; n > 0 && k < n; k++) {
+			struct rcpt_result *r = &tx->rcpts[index[k]];
+			if (more.delivered && more.rcpts[k].accepted) {
+				r->accepted = true;
+				outcome_clear(&r->outcome);
+				tx->naccepted++;
+			} else if (more.rcpts[k].outcome.failure != FAIL_NONE) {
+				outcome_copy(&r->outcome, &more.rcpts[k].outcome);
+			} else if (more.outcome.failure != FAIL_NONE) {
+				outcome_copy(&r->outcome, &more.outcome);
+			}
+		}
+		free(rcpts);
+		free(index);
+		if (n == 0)
+			return;
+		n = more.delivered ? more.naccepted : 0;
+		smtp_transaction_result_free(&more);
+		if (n == 0 || s->state == SMTP_STATE_FAILED)
+			return;
+	}
+}
+
+static int transact(struct smtp_session *s, const struct delivery *d,
+		    struct delivery_result *res)
+{
+	int rc;
+	if (d->verify_only)
+		return smtp_verify(s, &d->env, &res->tx);
+	rc = smtp_send_mail(s, &d->env, d->msg, &d->emit, &res->tx);
+	if (rc == 0)
+		send_remaining(s, d, &res->tx);
+	return rc;
+}
+
 int deliver(const struct delivery *d, struct delivery_result *res)
 {
 	struct smtp_session s;
@@ -185,7 +247,7 @@ int deliver(const struct delivery *d, struct delivery_result *res)
 	}
 	if (connect_stream(d, &s, &res->outcome) == 0 &&
 	    open_session(&s, d, &res->outcome) == 0) {
-		rc = smtp_send_mail(&s, &d->env, d->msg, &d->emit, &res->tx);
+		rc = transact(&s, d, res);
 		if (rc < 0)
 			outcome_copy(&res->outcome, &res->tx.outcome);
 	}

@@ -16,6 +16,7 @@ struct delivery {
 	struct smtp_envelope env;
 	const struct message *msg;
 	struct emit_options emit;
+	bool verify_only;             /* -bv: MAIL/RCPT/RSET, no message */
 	smtp_trace_fn trace;
 	void *trace_ctx;
 };
@@ -29,7 +30,10 @@ struct delivery_result {
 int delivery_port(const struct account *acct);
 
 /* Returns 0 when the message was accepted for at least one recipient
- * (res->tx tells which were refused), -1 otherwise (res->outcome). */
+ * (res->tx tells which were refused), -1 otherwise (res->outcome).
+ * Recipients refused with "too many recipients" (452 / 4.5.3) get the
+ * message in further transactions on the same connection (RFC 5321
+ * 4.5.3.1.10). With verify_only, res->tx holds each recipient's answer. */
 int deliver(const struct delivery *d, struct delivery_result *res);
 void delivery_result_free(struct delivery_result *res);
 

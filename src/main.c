@@ -28,13 +28,45 @@
 
 static const char *const remove_always[] = { "Bcc", "Resent-Bcc", NULL };
 
+/* Where the SMTP dialogue goes: stderr with -v, a file with -X. */
+struct trace_sink {
+	bool to_stderr;
+	FILE *file;
+};
+
 static void trace_line(void *ctx, enum trace_dir dir, const char *text)
 {
 	static const char *const prefix[] = { "<-- ", "--> ", "*** " };
+	struct trace_sink *t = ctx;
 	char shown[1024];
-	(void)ctx;
 	make_visible(shown, sizeof shown, text, strlen(text));
-	fprintf(stderr, "%s%s\n", prefix[dir], shown);
+	if (t->to_stderr)
+		fprintf(stderr, "%s%s\n", prefix[dir], shown);
+	if (t->file) {
+		char stamp[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+		fprintf(t->file, "%s [%ld] %s%s\n", stamp, (long)getpid(),
+			prefix[dir], shown);
+		fflush(t->file);
+	}
+}
+
+static int open_trace(const struct cli *cli, struct trace_sink *t)
+{
+	t->to_stderr = cli->verbose > 0;
+	t->file = NULL;
+	if (!cli->traffic_log)
+		return EX_OK;
+	t->file = fopen(cli->traffic_log, "ae");
+	if (!t->file) {
+		fprintf(stderr, "postbote: -X %s: %s\n", cli->traffic_log,
+			strerror(errno));
+		return EX_CANTCREAT;
+	}
+	return EX_OK;
 }
 
 static int fail_with(const struct outcome *o)
@@ -140,20 +172,21 @@ static void report_refused(const struct smtp_transaction_result *tx)
 }
 
 /* Exit status when the message went to some recipients but not all: the
- * first refusal decides (75 when any refusal was temporary). */
-static int partial_status(const struct smtp_transaction_result *tx)
+ * first refusal decides. Once the message was accepted for anyone, a
+ * temporary refusal does not give 75: a caller that retried would send the
+ * message to the accepted recipients a second time. */
+static int partial_status(const struct smtp_transaction_result *tx,
+			  bool delivered)
 {
-	int first = EX_OK;
 	for (size_t i = 0; i < tx->nrcpts; i++) {
 		const struct outcome *o = &tx->rcpts[i].outcome;
+		int code;
 		if (tx->rcpts[i].accepted)
 			continue;
-		if (outcome_is_temporary(o))
-			return EX_TEMPFAIL;
-		if (first == EX_OK)
-			first = status_exit_code(o);
+		code = status_exit_code(o);
+		return delivered && code == EX_TEMPFAIL ? EX_UNAVAILABLE : code;
 	}
-	return first;
+	return EX_OK;
 }
 
 static void log_result(const struct account *acct, const struct envelope *env,
@@ -182,37 +215,80 @@ static void log_result(const struct account *acct, const struct envelope *env,
 	free(rcpts);
 }
 
-static int submit(const struct cli *cli, const struct account *acct,
-		  const struct message *msg, const struct envelope *env)
+static void report_verified(const struct smtp_transaction_result *tx)
 {
-	char perr[256];
-	struct delivery_result res;
-	char *password = secret_password(acct, perr, sizeof perr);
-	struct delivery d = {
+	for (size_t i = 0; i < tx->nrcpts; i++) {
+		char *text;
+		if (tx->rcpts[i].accepted) {
+			printf("%s: deliverable\n", tx->rcpts[i].rcpt);
+			continue;
+		}
+		text = status_describe(&tx->rcpts[i].outcome);
+		printf("%s: refused: %s\n", tx->rcpts[i].rcpt, text);
+		free(text);
+	}
+}
+
+static void setup_delivery(struct delivery *d, const struct cli *cli,
+			   const struct account *acct, const struct message *msg,
+			   const struct envelope *env, struct trace_sink *trace)
+{
+	*d = (struct delivery){
 		.acct = acct,
-		.password = password,
-		.password_error = perr[0] ? perr : NULL,
 		.env = { env->sender, (const char *const *)env->rcpts.v,
-			 env->rcpts.n, msg->eight_bit, env->smtputf8, 0 },
+			 env->rcpts.n, msg->eight_bit, env->smtputf8, 0,
+			 cli->dsn_notify, cli->dsn_ret, cli->dsn_envid },
 		.msg = msg,
 		.emit = { env->prepend, remove_always, true },
-		.trace = cli->verbose ? trace_line : NULL,
+		.verify_only = cli->mode == MODE_VERIFY,
+		.trace = trace->to_stderr || trace->file ? trace_line : NULL,
+		.trace_ctx = trace,
 	};
-	int status;
-	d.env.size = message_emit_size(msg, &d.emit);
-	if (deliver(&d, &res) < 0) {
-		status = fail_with(&res.outcome);
-		/* Every recipient refused: show each reply, not only the first. */
-		if (res.outcome.stage == STAGE_RCPT && res.tx.nrcpts > 1)
-			report_refused(&res.tx);
-	} else {
-		report_refused(&res.tx);
-		status = partial_status(&res.tx);
-		if (cli->verbose)
-			fprintf(stderr, "postbote: accepted for %zu of %zu recipients: %s\n",
-				res.tx.naccepted, res.tx.nrcpts, res.tx.queue_reply);
+	if (!d->verify_only)
+		d->env.size = message_emit_size(msg, &d->emit);
+}
+
+static int outcome_status(const struct delivery_result *res, bool verify_only,
+			  bool verbose)
+{
+	if (verify_only) {
+		if (res->outcome.failure != FAIL_NONE)
+			return fail_with(&res->outcome);
+		if (res->tx.outcome.failure != FAIL_NONE)
+			return fail_with(&res->tx.outcome);
+		report_verified(&res->tx);
+		return partial_status(&res->tx, false);
 	}
-	log_result(acct, env, msg, &res, status);
+	if (res->outcome.failure != FAIL_NONE) {
+		int status = fail_with(&res->outcome);
+		/* Every recipient refused: show each reply, not only the first. */
+		if (res->outcome.stage == STAGE_RCPT && res->tx.nrcpts > 1)
+			report_refused(&res->tx);
+		return status;
+	}
+	report_refused(&res->tx);
+	if (verbose)
+		fprintf(stderr, "postbote: accepted for %zu of %zu recipients: %s\n",
+			res->tx.naccepted, res->tx.nrcpts, res->tx.queue_reply);
+	return partial_status(&res->tx, true);
+}
+
+static int submit(const struct cli *cli, const struct account *acct,
+		  const struct message *msg, const struct envelope *env,
+		  struct trace_sink *trace)
+{
+	char perr[256];
+	struct delivery d;
+	struct delivery_result res;
+	char *password = secret_password(acct, perr, sizeof perr);
+	int status;
+	setup_delivery(&d, cli, acct, msg, env, trace);
+	d.password = password;
+	d.password_error = perr[0] ? perr : NULL;
+	(void)deliver(&d, &res);
+	status = outcome_status(&res, d.verify_only, cli->verbose > 0);
+	if (!d.verify_only)
+		log_result(acct, env, msg, &res, status);
 	free_secret(password);
 	delivery_result_free(&res);
 	return status;
@@ -235,17 +311,35 @@ static int run(const struct cli *cli)
 	const struct account *acct = NULL;
 	struct message msg = { .fd = -1 };
 	struct envelope env = { 0 };
-	int status = load_account(cli, &cfg, &acct);
+	struct trace_sink trace;
+	int status = open_trace(cli, &trace);
 	if (status == EX_OK)
+		status = load_account(cli, &cfg, &acct);
+	/* -bv checks addresses only: there is no message to read. */
+	if (status == EX_OK && cli->mode != MODE_VERIFY)
 		status = spool(cli, &msg);
 	if (status == EX_OK)
 		status = build_envelope(cli, acct, &msg, &env);
 	if (status == EX_OK)
-		status = submit(cli, acct, &msg, &env);
+		status = submit(cli, acct, &msg, &env, &trace);
+	if (trace.file)
+		fclose(trace.file);
 	envelope_free(&env);
 	message_free(&msg);
 	config_free(&cfg);
 	return status;
+}
+
+/* postbote keeps no queue of its own yet: every message is delivered or
+ * refused while the caller waits, so there is never anything queued. */
+static int queue_mode(const struct cli *cli)
+{
+	if (cli->mode == MODE_LIST_QUEUE)
+		printf("Mail queue is empty\n");
+	else if (cli->verbose)
+		fprintf(stderr, "postbote: the mail queue is empty, nothing to "
+			"deliver\n");
+	return EX_OK;
 }
 
 int main(int argc, char **argv)
@@ -262,6 +356,15 @@ int main(int argc, char **argv)
 		break;
 	case MODE_VERSION:
 		status = print_version();
+		break;
+	case MODE_LIST_QUEUE:
+	case MODE_FLUSH_QUEUE:
+		status = queue_mode(&cli);
+		break;
+	case MODE_NEWALIASES:
+		/* The aliases file is read as it is at each send: nothing to
+		 * rebuild (package scripts call newaliases after changes). */
+		status = EX_OK;
 		break;
 	default:
 		status = run(&cli);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "deadline.h"
+#include "address.h"
 #include "sasl.h"
 #include "util.h"
 
@@ -585,17 +586,61 @@ int smtp_auth(struct smtp_session *s, const char *mech,
 
 /* ------------------------------------------------------------ transaction */
 
-static char *mail_command(const struct smtp_session *s,
-			  const struct smtp_envelope *env)
+char *smtp_xtext(const char *s)
+{
+	char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p < 33 || *p > 126 || *p == '+' || *p == '=')
+			o += sprintf(o, "+%02X", *p);
+		else
+			*o++ = (char)*p;
+	}
+	*o = '\0';
+	return out;
+}
+
+static bool wants_dsn(const struct smtp_envelope *env)
+{
+	return env->dsn_notify || env->dsn_ret || env->dsn_envid;
+}
+
+static char *mail_command(struct smtp_session *s, const struct smtp_envelope *env)
 {
 	char size[40] = "";
 	bool utf8 = env->smtputf8 && s->caps.smtputf8;
+	bool dsn = s->caps.dsn && wants_dsn(env);
+	char *envid = dsn && env->dsn_envid ? smtp_xtext(env->dsn_envid) : NULL;
+	char *cmd;
 	if (s->caps.size && env->size > 0)
 		snprintf(size, sizeof size, " SIZE=%" PRIu64, (uint64_t)env->size);
+	if (wants_dsn(env) && !s->caps.dsn)
+		tracef(s, "the server does not offer DSN: -N/-R/-V are dropped, "
+		       "the message is sent without them");
 	/* RFC 6152: BODY=8BITMIME; RFC 6531 3.4: SMTPUTF8 implies 8-bit. */
-	return xasprintf("MAIL FROM:<%s>%s%s%s", env->sender, size,
-			 env->body_8bit && s->caps.eightbitmime ? " BODY=8BITMIME" : "",
-			 utf8 ? " SMTPUTF8" : "");
+	cmd = xasprintf("MAIL FROM:<%s>%s%s%s%s%s%s%s", env->sender, size,
+			env->body_8bit && s->caps.eightbitmime ? " BODY=8BITMIME" : "",
+			utf8 ? " SMTPUTF8" : "",
+			dsn && env->dsn_ret ? " RET=" : "",
+			dsn && env->dsn_ret ? env->dsn_ret : "",
+			envid ? " ENVID=" : "", envid ? envid : "");
+	free(envid);
+	return cmd;
+}
+
+static char *rcpt_command(const struct smtp_session *s,
+			  const struct smtp_envelope *env, const char *rcpt)
+{
+	char *orcpt, *cmd;
+	if (!s->caps.dsn || !wants_dsn(env))
+		return xasprintf("RCPT TO:<%s>", rcpt);
+	/* RFC 3461 4.2: ORCPT keeps the address the sender used. */
+	orcpt = smtp_xtext(rcpt);
+	cmd = xasprintf("RCPT TO:<%s>%s%s ORCPT=%s;%s", rcpt,
+			env->dsn_notify ? " NOTIFY=" : "",
+			env->dsn_notify ? env->dsn_notify : "",
+			address_is_8bit(rcpt) ? "utf-8" : "rfc822", orcpt);
+	free(orcpt);
+	return cmd;
 }
 
 /* Queue RCPT commands [from, to). */
@@ -603,7 +648,7 @@ static int queue_rcpts(struct smtp_session *s, const struct smtp_envelope *env,
 		       size_t from, size_t to, struct outcome *o)
 {
 	for (size_t i = from; i < to; i++) {
-		char *cmd = xasprintf("RCPT TO:<%s>", env->rcpts[i]);
+		char *cmd = rcpt_command(s, env, env->rcpts[i]);
 		int rc = queue_command(s, cmd, NULL, STAGE_RCPT, o);
 		free(cmd);
 		if (rc < 0)
@@ -621,7 +666,7 @@ static int read_rcpt_replies(struct smtp_session *s,
 	for (size_t i = from; i < to; i++) {
 		struct rcpt_result *rr = &res->rcpts[i];
 		struct smtp_reply r;
-		char *cmd = xasprintf("RCPT TO:<%s>", env->rcpts[i]);
+		char *cmd = rcpt_command(s, env, env->rcpts[i]);
 		int rc = smtp_read_reply(s, s->timeouts.command, STAGE_RCPT, cmd, &r,
 					 &res->outcome);
 		if (rc == 0 && r.code / 100 == 2) {
@@ -663,7 +708,8 @@ static int envelope_lockstep(struct smtp_session *s,
 
 /* RFC 2920: MAIL, the RCPTs and DATA go out together (in groups of at
  * most SMTP_PIPELINE_RCPT_MAX recipients); every reply is then read in
- * order and matched to its command. The DATA reply is left in *data. */
+ * order and matched to its command. The DATA reply is left in *data;
+ * with data NULL, DATA is not sent (-bv). */
 static int envelope_pipelined(struct smtp_session *s,
 			      const struct smtp_envelope *env, const char *mail,
 			      struct smtp_transaction_result *res,
@@ -679,8 +725,8 @@ static int envelope_pipelined(struct smtp_session *s,
 				    ? from + SMTP_PIPELINE_RCPT_MAX : env->nrcpts;
 		bool last = to == env->nrcpts;
 		if (queue_rcpts(s, env, from, to, &res->outcome) < 0 ||
-		    (last && queue_command(s, "DATA", NULL, STAGE_DATA,
-					   &res->outcome) < 0) ||
+		    (last && data && queue_command(s, "DATA", NULL, STAGE_DATA,
+						   &res->outcome) < 0) ||
 		    flush(s, STAGE_MAIL, mail, &res->outcome) < 0)
 			return -1;
 		if (from == 0) {
@@ -701,7 +747,7 @@ static int envelope_pipelined(struct smtp_session *s,
 			break;
 		from = to;
 	} while (from < env->nrcpts);
-	if (from == env->nrcpts &&
+	if (data && from == env->nrcpts &&
 	    smtp_read_reply(s, s->timeouts.data_init, STAGE_DATA, "DATA", data,
 			    &res->outcome) < 0)
 		return -1;
@@ -849,6 +895,26 @@ int smtp_send_mail(struct smtp_session *s, const struct smtp_envelope *env,
 	smtp_reply_free(&dot);
 	smtp_set_state(s, SMTP_STATE_READY);
 	return 0;
+}
+
+int smtp_verify(struct smtp_session *s, const struct smtp_envelope *env,
+		struct smtp_transaction_result *res)
+{
+	struct outcome o = { 0 };
+	char *mail = mail_command(s, env);
+	int rc;
+	result_init(res, env);
+	smtp_set_state(s, SMTP_STATE_MAIL);
+	rc = s->caps.pipelining ? envelope_pipelined(s, env, mail, res, NULL)
+				: envelope_lockstep(s, env, mail, res);
+	free(mail);
+	if (rc < 0 && res->outcome.failure != FAIL_REPLY)
+		return -1;
+	rc = smtp_rset(s, &o);
+	if (rc < 0 && res->outcome.failure == FAIL_NONE)
+		outcome_copy(&res->outcome, &o);
+	outcome_clear(&o);
+	return rc;
 }
 
 void smtp_transaction_result_free(struct smtp_transaction_result *res)

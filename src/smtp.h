@@ -139,7 +139,15 @@ struct smtp_envelope {
 	bool body_8bit;         /* send BODY=8BITMIME (when offered) */
 	bool smtputf8;          /* send SMTPUTF8 (must be offered) */
 	off_t size;             /* SIZE= value (when offered), 0 to omit */
+	/* RFC 3461 DSN, used when the server offers DSN (else dropped, and
+	 * the -v transcript says so); NULL to omit. */
+	const char *dsn_notify; /* "NEVER" or e.g. "SUCCESS,FAILURE" */
+	const char *dsn_ret;    /* "FULL" or "HDRS" */
+	const char *dsn_envid;  /* plain text; sent as xtext */
 };
+
+/* RFC 3461 4: xtext encoding of a DSN parameter value, new string. */
+char *smtp_xtext(const char *s);
 
 struct rcpt_result {
 	const char *rcpt;
@@ -163,6 +171,12 @@ int smtp_send_mail(struct smtp_session *s, const struct smtp_envelope *env,
 		   const struct message *msg, const struct emit_options *emit,
 		   struct smtp_transaction_result *res);
 void smtp_transaction_result_free(struct smtp_transaction_result *res);
+
+/* MAIL and RCPT for every recipient (pipelined when offered), then RSET:
+ * what -bv does. Returns 0 when the connection stayed usable; per-recipient
+ * results are in res. */
+int smtp_verify(struct smtp_session *s, const struct smtp_envelope *env,
+		struct smtp_transaction_result *res);
 
 /* RSET between transactions on one connection. */
 int smtp_rset(struct smtp_session *s, struct outcome *o);

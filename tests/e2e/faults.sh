@@ -138,6 +138,62 @@ case_run "bare-LF replies are understood" \
 	75 "451 4.3.0 later"
 case_run "an over-long reply line is a protocol error" \
 	"{\"mail\": {\"raw\": \"250 $(head -c 6000 /dev/zero | tr '\0' x)\r\n\"}}" 76 "too long"
+case_run "452 too many recipients: the rest in a further transaction" \
+	'{"rcpt": [{"reply": "250 2.1.5 ok"}, {"reply": "452 4.5.3 too many recipients"}, {"reply": "452 4.5.3 too many recipients"}, {"action": "default"}]}' \
+	0 "" 2 r1@example.org r2@example.org r3@example.org
+if summary | grep -q 'message accepted from=<a@example.org> to=<r1@example.org> ' &&
+	summary | grep -q 'message accepted from=<a@example.org> to=<r2@example.org>,<r3@example.org> '; then
+	ok "452: each recipient got the message exactly once"
+else
+	not_ok "452: each recipient got the message exactly once" "$(summary | grep message)"
+fi
+case_run "a temporary refusal after partial delivery does not ask for a retry" \
+	'{"rcpt": [{"reply": "250 2.1.5 ok"}, {"reply": "450 4.2.1 mailbox busy"}]}' \
+	69 "recipient r2@example.org refused" 1 r1@example.org r2@example.org
+
+# -bv: MAIL/RCPT/RSET, no DATA; each recipient's answer printed.
+start_fault '{"rcpt": [{"reply": "250 2.1.5 ok"}, {"reply": "550 5.1.1 no such user"}]}'
+"$POSTBOTE" -C "$work/conf" -bv good@example.org bad@example.org > "$work/bv.out" 2> "$work/bv.err" < /dev/null
+rc=$?
+stop_fault
+if [ $rc -eq 67 ] && grep -q '^good@example.org: deliverable' "$work/bv.out" &&
+	grep -q '^bad@example.org: refused: .*550 5.1.1 no such user' "$work/bv.out" &&
+	! summary | grep -q 'command DATA' && summary | grep -q 'command RSET'; then
+	ok "-bv verifies recipients without sending"
+else
+	not_ok "-bv verifies recipients without sending" "exit $rc: $(cat "$work/bv.out" "$work/bv.err")"
+fi
+
+# DSN options are dropped with a note when the server lacks DSN; -X logs.
+start_fault '{"capabilities": ["PIPELINING", "STARTTLS", "AUTH PLAIN"]}'
+"$POSTBOTE" -C "$work/conf" -v -X "$work/traffic.log" -N success -R hdrs -i b@example.org \
+	< "$work/msg.eml" 2> "$work/dsn.err"
+rc=$?
+stop_fault
+if [ $rc -eq 0 ] && grep -q 'does not offer DSN' "$work/dsn.err" &&
+	summary | grep -q 'command RCPT TO:<b@example.org>$' && [ "$(delivered_count)" -eq 1 ]; then
+	ok "DSN dropped when not offered, message still sent"
+else
+	not_ok "DSN dropped when not offered, message still sent" "exit $rc: $(cat "$work/dsn.err")"
+fi
+if grep -q -- '--> MAIL FROM:<a@example.org>' "$work/traffic.log" &&
+	grep -q -- '--> AUTH PLAIN <credentials redacted>' "$work/traffic.log" &&
+	! grep -q secret "$work/traffic.log"; then
+	ok "-X writes the dialogue to a file, credentials redacted"
+else
+	not_ok "-X writes the dialogue to a file, credentials redacted" "$(cat "$work/traffic.log")"
+fi
+start_fault '{}'
+"$POSTBOTE" -C "$work/conf" -N success,delay -R full -V env.1 -i b@example.org < "$work/msg.eml" 2> "$work/dsn2.err"
+rc=$?
+stop_fault
+if [ $rc -eq 0 ] && summary | grep -q 'command MAIL FROM:<a@example.org> .*RET=FULL ENVID=env.1' &&
+	summary | grep -q 'command RCPT TO:<b@example.org> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b@example.org'; then
+	ok "-N -R -V become NOTIFY/RET/ENVID when DSN is offered"
+else
+	not_ok "-N -R -V become NOTIFY/RET/ENVID when DSN is offered" "exit $rc: $(summary | grep command)"
+fi
+
 case_run "a clean submission succeeds" '{}' 0 "" 1
 python3 "$FAULT" --dump "$work/record.jsonl" --message 0 --out "$work/got.eml" >/dev/null 2>&1
 if [ -f "$work/got.eml" ] && [ "$(tr -d '\r' < "$work/got.eml")" = "$(cat "$work/msg.eml")" ]; then

@@ -225,7 +225,8 @@ START_TEST(pipelined_transaction_exact_bytes)
 	struct fixture f = { 0 };
 	struct smtp_caps caps = { .esmtp = true, .pipelining = true,
 				  .eightbitmime = true, .size = true };
-	struct smtp_envelope env = { "me@example.org", two_rcpts, 2, true, false, 40 };
+	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts, .nrcpts = 2,
+				     .body_8bit = true, .smtputf8 = false, .size = 40 };
 	struct emit_options emit = { "X-Added: 1\r\n", NULL, true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\n.leading dot\n..two\nend\n");
@@ -259,7 +260,8 @@ START_TEST(pipelined_transaction_delivered)
 {
 	struct fixture f = { 0 };
 	struct smtp_caps caps = { .esmtp = true, .pipelining = true };
-	struct smtp_envelope env = { "me@example.org", two_rcpts, 2, false, false, 0 };
+	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts, .nrcpts = 2,
+				     .body_8bit = false, .smtputf8 = false, .size = 0 };
 	struct emit_options emit = { NULL, NULL, true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\nbody\n");
@@ -280,7 +282,8 @@ START_TEST(all_recipients_refused_pipelined)
 {
 	struct fixture f = { 0 };
 	struct smtp_caps caps = { .esmtp = true, .pipelining = true };
-	struct smtp_envelope env = { "me@example.org", two_rcpts, 2, false, false, 0 };
+	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts, .nrcpts = 2,
+				     .body_8bit = false, .smtputf8 = false, .size = 0 };
 	struct emit_options emit = { NULL, NULL, true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\nbody\n");
@@ -304,7 +307,8 @@ START_TEST(mail_refused_pipelined_keeps_sync)
 {
 	struct fixture f = { 0 };
 	struct smtp_caps caps = { .esmtp = true, .pipelining = true };
-	struct smtp_envelope env = { "me@example.org", two_rcpts, 2, false, false, 0 };
+	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts, .nrcpts = 2,
+				     .body_8bit = false, .smtputf8 = false, .size = 0 };
 	struct emit_options emit = { NULL, NULL, true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\nbody\n");
@@ -327,7 +331,8 @@ START_TEST(lockstep_without_pipelining)
 {
 	struct fixture f = { 0 };
 	struct smtp_caps caps = { .esmtp = true };
-	struct smtp_envelope env = { "me@example.org", two_rcpts, 1, false, false, 9 };
+	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts, .nrcpts = 1,
+				     .body_8bit = false, .smtputf8 = false, .size = 9 };
 	struct emit_options emit = { NULL, NULL, true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\nbody\n");
@@ -341,6 +346,81 @@ START_TEST(lockstep_without_pipelining)
 		"RCPT TO:<a@example.org>\r\nDATA\r\nSubject: t\r\n\r\nbody\r\n.\r\n");
 	smtp_transaction_result_free(&res);
 	message_free(&f.msg);
+}
+END_TEST
+
+START_TEST(dsn_parameters_when_offered)
+{
+	struct fixture f = { 0 };
+	struct smtp_caps caps = { .esmtp = true, .pipelining = true, .dsn = true };
+	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts,
+				     .nrcpts = 1, .dsn_notify = "SUCCESS,FAILURE",
+				     .dsn_ret = "HDRS", .dsn_envid = "id+1=x" };
+	struct emit_options emit = { NULL, NULL, true };
+	struct smtp_transaction_result res;
+	spool_text(&f.msg, "Subject: t\n\nbody\n");
+	f.peer.script2 = "250 ok\r\n";
+	f.peer.wait_for2 = "\r\n.\r\n";
+	start(&f, "250 ok\r\n250 ok\r\n354 go\r\n", "DATA\r\n", &caps);
+	ck_assert_int_eq(smtp_send_mail(&f.s, &env, &f.msg, &emit, &res), 0);
+	finish(&f);
+	ck_assert_ptr_nonnull(strstr(f.peer.received,
+		"MAIL FROM:<me@example.org> RET=HDRS ENVID=id+2B1+3Dx\r\n"
+		"RCPT TO:<a@example.org> NOTIFY=SUCCESS,FAILURE "
+		"ORCPT=rfc822;a@example.org\r\n"));
+	smtp_transaction_result_free(&res);
+	message_free(&f.msg);
+}
+END_TEST
+
+START_TEST(dsn_dropped_when_not_offered)
+{
+	struct fixture f = { 0 };
+	struct smtp_caps caps = { .esmtp = true, .pipelining = true };
+	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts,
+				     .nrcpts = 1, .dsn_notify = "NEVER" };
+	struct emit_options emit = { NULL, NULL, true };
+	struct smtp_transaction_result res;
+	spool_text(&f.msg, "Subject: t\n\nbody\n");
+	f.peer.script2 = "250 ok\r\n";
+	f.peer.wait_for2 = "\r\n.\r\n";
+	start(&f, "250 ok\r\n250 ok\r\n354 go\r\n", "DATA\r\n", &caps);
+	ck_assert_int_eq(smtp_send_mail(&f.s, &env, &f.msg, &emit, &res), 0);
+	finish(&f);
+	ck_assert_ptr_nonnull(strstr(f.peer.received,
+		"MAIL FROM:<me@example.org>\r\nRCPT TO:<a@example.org>\r\n"));
+	smtp_transaction_result_free(&res);
+	message_free(&f.msg);
+}
+END_TEST
+
+START_TEST(verify_sends_no_data)
+{
+	struct fixture f = { 0 };
+	struct smtp_caps caps = { .esmtp = true, .pipelining = true };
+	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts,
+				     .nrcpts = 2 };
+	struct smtp_transaction_result res;
+	f.peer.script2 = "250 2.0.0 reset\r\n";
+	f.peer.wait_for2 = "RSET\r\n";
+	start(&f, "250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n",
+	      "RCPT TO:<b@example.org>\r\n", &caps);
+	ck_assert_int_eq(smtp_verify(&f.s, &env, &res), 0);
+	ck_assert(res.rcpts[0].accepted);
+	ck_assert(!res.rcpts[1].accepted);
+	ck_assert_int_eq(res.rcpts[1].outcome.code, 550);
+	finish(&f);
+	ck_assert_str_eq(f.peer.received, "MAIL FROM:<me@example.org>\r\n"
+		"RCPT TO:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRSET\r\n");
+	smtp_transaction_result_free(&res);
+}
+END_TEST
+
+START_TEST(xtext_encoding)
+{
+	char *x = smtp_xtext("a+b=c d\x7f");
+	ck_assert_str_eq(x, "a+2Bb+3Dc+20d+7F");
+	free(x);
 }
 END_TEST
 
@@ -426,6 +506,10 @@ static Suite *smtp_suite(void)
 	tcase_add_test(t, all_recipients_refused_pipelined);
 	tcase_add_test(t, mail_refused_pipelined_keeps_sync);
 	tcase_add_test(t, lockstep_without_pipelining);
+	tcase_add_test(t, dsn_parameters_when_offered);
+	tcase_add_test(t, dsn_dropped_when_not_offered);
+	tcase_add_test(t, verify_sends_no_data);
+	tcase_add_test(p, xtext_encoding);
 	tcase_add_test(t, malformed_reply_is_protocol_error);
 	tcase_add_test(t, overlong_reply_line);
 	tcase_add_test(t, bare_lf_reply_accepted_and_noted);
