@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "log.h"
 #include "message.h"
 #include "sasl.h"
+#include "smtpd.h"
 #include "secret.h"
 #include "status.h"
 #include "tls.h"
@@ -273,9 +275,39 @@ static int outcome_status(const struct delivery_result *res, bool verify_only,
 	return partial_status(&res->tx, true);
 }
 
+/* -bs: the answer to the end of the caller's data, from our own result. */
+static void smtpd_reply(const struct delivery_result *res, int status,
+			struct smtpd_result *r)
+{
+	const struct outcome *o = res->outcome.failure != FAIL_NONE
+					  ? &res->outcome : NULL;
+	if (!o) {
+		r->code = 250;
+		snprintf(r->enhanced, sizeof r->enhanced, "2.0.0");
+		format_into(r->text, sizeof r->text, "sent for %zu of %zu "
+			    "recipients%s; server said: %s", res->tx.naccepted,
+			    res->tx.nrcpts, status == EX_OK ? ""
+			    : " (refusals reported on standard error)",
+			    res->tx.queue_reply ? res->tx.queue_reply : "");
+		return;
+	}
+	if (o->failure == FAIL_REPLY && (o->code / 100 == 4 || o->code / 100 == 5)) {
+		r->code = o->code;
+		snprintf(r->enhanced, sizeof r->enhanced, "%s", o->enhanced);
+		format_into(r->text, sizeof r->text, "%s: %s", stage_name(o->stage),
+			    o->text ? o->text : "");
+		return;
+	}
+	r->code = outcome_is_temporary(o) ? 451 : 554;
+	snprintf(r->enhanced, sizeof r->enhanced, "%s",
+		 outcome_is_temporary(o) ? "4.4.0" : "5.0.0");
+	format_into(r->text, sizeof r->text, "%s: %s", stage_name(o->stage),
+		    o->detail);
+}
+
 static int submit(const struct cli *cli, const struct account *acct,
 		  const struct message *msg, const struct envelope *env,
-		  struct trace_sink *trace)
+		  struct trace_sink *trace, struct smtpd_result *reply)
 {
 	char perr[256];
 	struct delivery d;
@@ -289,6 +321,8 @@ static int submit(const struct cli *cli, const struct account *acct,
 	status = outcome_status(&res, d.verify_only, cli->verbose > 0);
 	if (!d.verify_only)
 		log_result(acct, env, msg, &res, status);
+	if (reply)
+		smtpd_reply(&res, status, reply);
 	free_secret(password);
 	delivery_result_free(&res);
 	return status;
@@ -321,11 +355,78 @@ static int run(const struct cli *cli)
 	if (status == EX_OK)
 		status = build_envelope(cli, acct, &msg, &env);
 	if (status == EX_OK)
-		status = submit(cli, acct, &msg, &env, &trace);
+		status = submit(cli, acct, &msg, &env, &trace, NULL);
 	if (trace.file)
 		fclose(trace.file);
 	envelope_free(&env);
 	message_free(&msg);
+	config_free(&cfg);
+	return status;
+}
+
+struct smtpd_context {
+	const struct cli *cli;
+	const struct account *acct;
+	struct trace_sink *trace;
+	int status;               /* the first failure, for the exit status */
+};
+
+/* One message the -bs caller gave us: envelope as for the command line,
+ * the caller's MAIL and RCPT instead of -f and arguments. */
+static void smtpd_deliver(void *ctx, const struct smtpd_message *m,
+			  struct smtpd_result *r)
+{
+	struct smtpd_context *c = ctx;
+	struct cli one = *c->cli;
+	struct envelope env = { 0 };
+	int status;
+	one.sender = m->sender;
+	one.read_recipients = false;
+	one.recipients = (struct strlist){ 0 };
+	for (size_t i = 0; i < m->nrcpts; i++)
+		strlist_add(&one.recipients, m->rcpts[i]);
+	status = build_envelope(&one, c->acct, m->msg, &env);
+	if (status == EX_OK) {
+		status = submit(&one, c->acct, m->msg, &env, c->trace, r);
+	} else {
+		r->code = 550;
+		snprintf(r->enhanced, sizeof r->enhanced, "5.1.3");
+		format_into(r->text, sizeof r->text, "invalid address");
+	}
+	if (c->status == EX_OK)
+		c->status = status;
+	envelope_free(&env);
+	strlist_free(&one.recipients);
+}
+
+static int smtp_stdio(const struct cli *cli)
+{
+	struct config cfg = { 0 };
+	const struct account *acct = NULL;
+	struct trace_sink trace;
+	struct smtpd_context ctx = { cli, NULL, &trace, EX_OK };
+	char host[256] = "localhost";
+	int status = open_trace(cli, &trace);
+	if (status == EX_OK)
+		status = load_account(cli, &cfg, &acct);
+	if (status == EX_OK) {
+		struct smtpd_options opt = { .hostname = host,
+					     .idle_timeout_ms = 300000,
+					     .deliver = smtpd_deliver,
+					     .ctx = &ctx };
+		ctx.acct = acct;
+		if (gethostname(host, sizeof host) != 0 || !host[0])
+			strcpy(host, "localhost");
+		host[sizeof host - 1] = '\0';
+		/* A caller that hangs up must not kill us mid-report. */
+		signal(SIGPIPE, SIG_IGN);
+		if (smtpd_run(STDIN_FILENO, STDOUT_FILENO, &opt) < 0 &&
+		    ctx.status == EX_OK)
+			ctx.status = EX_IOERR;
+		status = ctx.status;
+	}
+	if (trace.file)
+		fclose(trace.file);
 	config_free(&cfg);
 	return status;
 }
@@ -360,6 +461,9 @@ int main(int argc, char **argv)
 	case MODE_LIST_QUEUE:
 	case MODE_FLUSH_QUEUE:
 		status = queue_mode(&cli);
+		break;
+	case MODE_SMTP_STDIO:
+		status = smtp_stdio(&cli);
 		break;
 	case MODE_NEWALIASES:
 		/* The aliases file is read as it is at each send: nothing to

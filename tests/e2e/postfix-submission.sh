@@ -171,6 +171,28 @@ for mech in PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256; do
 	fi
 done
 
+# -bs: an SMTP conversation on stdin/stdout, as PHP mailer libraries use.
+clear_mail
+printf 'EHLO php.example\r\nMAIL FROM:<%s>\r\nRCPT TO:<bs1@example.net>\r\nRCPT TO:<bs2@example.net>\r\nDATA\r\nSubject: via -bs\r\n\r\n..dot-stuffed line\r\n.\r\nQUIT\r\n' \
+	"$SMTP_USER" | "$POSTBOTE" -C "$work/starttls.conf" -bs > "$work/bs.out" 2> "$work/bs.err"
+rc=$?
+if [ $rc -eq 0 ] && grep -q '^220 .*ESMTP postbote' "$work/bs.out" &&
+	grep -q '^250 2.0.0 sent for 2 of 2 recipients' "$work/bs.out" &&
+	grep -q '^221 ' "$work/bs.out" && wait_for_mail 2 &&
+	grep -q '^\.dot-stuffed line$' "$(mail_files | head -n1)"; then
+	ok "-bs relays an SMTP conversation on stdin/stdout"
+else
+	not_ok "-bs relays an SMTP conversation on stdin/stdout" "exit $rc: $(cat "$work/bs.out" "$work/bs.err")"
+fi
+printf 'HELO php.example\r\nMAIL FROM:<%s>\r\nRCPT TO:<bs1@example.net>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\nQUIT\r\n' \
+	"$SMTP_USER" | "$POSTBOTE" -C "$work/badpass.conf" -bs > "$work/bs2.out" 2> "$work/bs2.err"
+rc=$?
+if [ $rc -eq 77 ] && grep -q '^535 5.7.8 authentication' "$work/bs2.out"; then
+	ok "-bs passes the onward server's refusal back to the caller"
+else
+	not_ok "-bs passes the onward server's refusal back to the caller" "exit $rc: $(cat "$work/bs2.out")"
+fi
+
 # A wrong password: the server's 535 text, exit 77, nothing delivered.
 clear_mail
 assert_exit 77 "wrong password exits 77" \
