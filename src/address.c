@@ -34,11 +34,20 @@ struct token_list {
 	size_t cap;
 };
 
+/* Offsets into the text, in the order found. */
+struct offsets {
+	size_t *v;
+	size_t n;
+	size_t cap;
+};
+
 struct parser {
 	const char *text;
 	size_t i;
 	struct strlist *out;
 	int added;
+	struct offsets *bare_ends; /* where each addr-spec without '@' ends
+				    * (its last local-part word), or NULL */
 	char *err;
 	size_t errlen;
 };
@@ -421,6 +430,15 @@ static int parse_domain(struct parser *p, size_t at_pos, char **domain,
 	return -1;
 }
 
+static void offsets_add(struct offsets *o, size_t off)
+{
+	if (o->n == o->cap) {
+		o->cap = o->cap ? o->cap * 2 : 8;
+		o->v = xrealloc(o->v, o->cap * sizeof *o->v);
+	}
+	o->v[o->n++] = off;
+}
+
 static void add_address(struct parser *p, const char *local,
 			const char *domain)
 {
@@ -441,10 +459,16 @@ static int finish_addr_spec(struct parser *p, const struct token_list *w,
 	char *local = NULL, *domain = NULL;
 	int rc = build_local(p, w, &local);
 
-	if (rc == 0 && is_special(t, '@'))
+	if (rc == 0 && is_special(t, '@')) {
 		rc = parse_domain(p, t->pos, &domain, next);
-	else if (rc == 0)
+	} else if (rc == 0) {
+		/* Every occurrence is noted, also one strlist_add_unique
+		 * leaves out as a duplicate: each is text to qualify. */
+		const struct token *last = &w->v[w->n - 1];
+		if (p->bare_ends)
+			offsets_add(p->bare_ends, last->pos + last->len);
 		*next = *t;
+	}
 	if (rc == 0)
 		add_address(p, local, domain);
 	free(local);
@@ -579,27 +603,77 @@ static void strlist_truncate(struct strlist *l, size_t n)
 
 /* RFC 5322 3.4 address-list = (address *("," address)) / obs-addr-list;
  * 4.4 obs-addr-list = *([CFWS] ",") address *("," [address / CFWS]). */
+static int parse_list(struct parser *p)
+{
+	size_t before = p->out->n;
+	struct token t;
+
+	for (;;) {
+		if (parse_address(p, false, &t) != 0)
+			break;
+		if (t.kind == TOK_END)
+			return p->added;
+		if (!is_special(&t, ',')) {
+			unexpected(p, &t);
+			break;
+		}
+	}
+	strlist_truncate(p->out, before);
+	return -1;
+}
+
 int address_list_parse(const char *text, struct strlist *out, char *err,
 		       size_t errlen)
 {
 	struct parser p = {
 		.text = text, .out = out, .err = err, .errlen = errlen,
 	};
-	size_t before = out->n;
-	struct token t;
 
-	for (;;) {
-		if (parse_address(&p, false, &t) != 0)
-			break;
-		if (t.kind == TOK_END)
-			return p.added;
-		if (!is_special(&t, ',')) {
-			unexpected(&p, &t);
-			break;
-		}
+	return parse_list(&p);
+}
+
+/* The text with "@domain" put in at each offset (ascending). */
+static char *insert_domain(const char *text, const struct offsets *at,
+			   const char *domain)
+{
+	struct sbuf b = { 0 };
+	size_t from = 0;
+
+	for (size_t k = 0; k < at->n; k++) {
+		sbuf_add(&b, text + from, at->v[k] - from);
+		sbuf_addc(&b, '@');
+		sbuf_add(&b, domain, strlen(domain));
+		from = at->v[k];
 	}
-	strlist_truncate(out, before);
-	return -1;
+	sbuf_add(&b, text + from, strlen(text + from));
+	return b.p;
+}
+
+/* The domain goes right after the local part's last word: before any
+ * CFWS, '>' or ',' that follows, so comments, display names, groups,
+ * folding and encoded words stay where and as they were. */
+char *address_list_qualify(const char *value, const char *domain, char *err,
+			   size_t errlen)
+{
+	struct strlist found = { 0 };
+	struct offsets ends = { 0 };
+	struct parser p = {
+		.text = value, .out = &found, .bare_ends = &ends,
+		.err = err, .errlen = errlen,
+	};
+	char *qualified = NULL;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!domain || !domain[0]) {
+		if (err)
+			format_into(err, errlen, "no domain to add to local names");
+	} else if (parse_list(&p) >= 0 && ends.n > 0) {
+		qualified = insert_domain(value, &ends, domain);
+	}
+	strlist_free(&found);
+	free(ends.v);
+	return qualified;
 }
 
 /* ---- envelope checks ---- */

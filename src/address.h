@@ -17,6 +17,18 @@
 int address_list_parse(const char *text, struct strlist *out, char *err,
 		       size_t errlen);
 
+/* Completes bare local names in the raw value of an address-list field
+ * (To, Cc, From, Reply-To, Sender, Resent-*; folded or not): each mailbox
+ * whose addr-spec has no '@' ("root", "cron <root>", "root (comment)",
+ * "\"the boss\"") gets "@" domain right after its local part; nothing
+ * else changes, byte for byte (display names, comments, groups, folding
+ * white space, encoded words). Returns the new value (free it), or NULL:
+ * with err empty when no mailbox needed it, with err set (the problem and
+ * its position, as address_list_parse) when the value does not parse or
+ * domain is empty. domain is inserted as given. */
+char *address_list_qualify(const char *value, const char *domain, char *err,
+			   size_t errlen);
+
 /* True when addr can go into MAIL FROM:<...> or RCPT TO:<...> safely:
  * no CR, LF, NUL or other control character, no unquoted space, '<' or '>',
  * at most one unquoted '@', balanced quotes, length within RFC 5321 4.5.3.1.3

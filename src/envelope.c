@@ -24,7 +24,7 @@ static char *qualify(const struct envelope_input *in, const char *addr)
 	return xasprintf("%s@%s", addr, local_domain(in));
 }
 
-static int add_recipient(const struct envelope_input *in, struct envelope *env,
+static int add_qualified(const struct envelope_input *in, struct envelope *env,
 			 const char *addr, struct outcome *o)
 {
 	char why[160];
@@ -40,6 +40,24 @@ static int add_recipient(const struct envelope_input *in, struct envelope *env,
 	env->smtputf8 |= address_is_8bit(full);
 	free(full);
 	return 0;
+}
+
+/* A bare local recipient goes through the aliases file first (one step,
+ * as msmtp does: the addresses it maps to are not looked up again). */
+static int add_recipient(const struct envelope_input *in, struct envelope *env,
+			 const char *addr, struct outcome *o)
+{
+	struct strlist expanded = { 0 };
+	int rc = 0;
+	if (!address_is_local(addr) || !addr[0] ||
+	    aliases_expand(in->aliases, addr, &expanded) <= 0) {
+		strlist_free(&expanded);
+		return add_qualified(in, env, addr, o);
+	}
+	for (size_t i = 0; i < expanded.n && rc == 0; i++)
+		rc = add_qualified(in, env, expanded.v[i], o);
+	strlist_free(&expanded);
+	return rc;
 }
 
 /* RFC 5322 3.6.6: when Resent-* fields exist, the first block of them
@@ -178,6 +196,69 @@ static void missing_headers(const struct envelope_input *in,
 	}
 }
 
+/* "Name: value" with CRLF, folded before the space after a comma where a
+ * line would grow past 78 characters (RFC 5322 2.2.3: unfolding removes
+ * just the CRLF, so the value is unchanged). */
+static char *fold_field(const char *name, const char *value)
+{
+	size_t cap = strlen(name) + strlen(value) * 2 + 8, o, line;
+	char *out = xmalloc(cap);
+	o = (size_t)sprintf(out, "%s: ", name);
+	line = o;
+	for (const char *p = value; *p; p++) {
+		if (p[0] == ',' && p[1] == ' ') {
+			const char *next = strstr(p + 2, ", ");
+			size_t word = next ? (size_t)(next - p) : strlen(p);
+			if (line + word > 78) {
+				memcpy(out + o, ",\r\n", 3);
+				o += 3;
+				line = 0;
+				continue;
+			}
+		}
+		out[o++] = *p;
+		line++;
+	}
+	memcpy(out + o, "\r\n", 3);
+	return out;
+}
+
+static bool is_address_field(const char *name)
+{
+	static const char *const fields[] = { "From", "To", "Cc", "Sender",
+		"Reply-To", "Resent-From", "Resent-To", "Resent-Cc",
+		"Resent-Sender", NULL };
+	for (const char *const *f = fields; *f; f++)
+		if (ascii_casecmp(name, *f) == 0)
+			return true;
+	return false;
+}
+
+/* A field that does not parse is left as it is: it cannot be qualified,
+ * and refusing the message for it would lose mail (with -t, the
+ * recipient fields were already checked). */
+static void qualify_headers(const struct envelope_input *in,
+			    struct envelope *env)
+{
+	const struct message *msg = in->msg;
+	for (size_t i = 0; i < msg->nheaders; i++) {
+		char err[160];
+		char *q;
+		if (!is_address_field(msg->headers[i].name))
+			continue;
+		q = address_list_qualify(msg->headers[i].value, local_domain(in),
+					 err, sizeof err);
+		if (!q)
+			continue;
+		if (!env->replace) {
+			env->replace = xcalloc(msg->nheaders, sizeof *env->replace);
+			env->nreplace = msg->nheaders;
+		}
+		env->replace[i] = fold_field(msg->headers[i].name, q);
+		free(q);
+	}
+}
+
 int envelope_build(const struct envelope_input *in, struct envelope *env,
 		   struct outcome *o)
 {
@@ -199,6 +280,7 @@ int envelope_build(const struct envelope_input *in, struct envelope *env,
 		goto fail;
 	}
 	missing_headers(in, env);
+	qualify_headers(in, env);
 	return 0;
 fail:
 	envelope_free(env);
@@ -210,5 +292,8 @@ void envelope_free(struct envelope *env)
 	free(env->sender);
 	strlist_free(&env->rcpts);
 	free(env->prepend);
+	for (size_t i = 0; i < env->nreplace; i++)
+		free(env->replace[i]);
+	free(env->replace);
 	memset(env, 0, sizeof *env);
 }

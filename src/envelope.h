@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "aliases.h"
 #include "cli.h"
 #include "config.h"
 #include "message.h"
@@ -21,16 +22,25 @@ struct envelope_input {
 	const char *login;        /* the caller's user name */
 	const char *hostname;     /* the local host name */
 	time_t now;
+	const struct aliases *aliases; /* NULL: none configured */
 };
 
 struct envelope {
 	char *sender;
 	struct strlist rcpts;
 	char *prepend;            /* header lines to add, CRLF-terminated */
+	char **replace;           /* NULL, or per header field: the field with
+				   * bare local names qualified (or NULL) */
+	size_t nreplace;
 	bool smtputf8;            /* an address is not ASCII */
 };
 
-/* Returns 0, or -1 with o filled in (no recipients, an address that
+/* Bare local names ("root") are completed with the account's maildomain
+ * (else the host name) in the envelope and in the From, To, Cc, Sender,
+ * Reply-To and Resent-* header fields, so that relays accept them; a bare
+ * recipient with an entry in the aliases file (or a "default" entry) is
+ * replaced by its addresses first.
+ * Returns 0, or -1 with o filled in (no recipients, an address that
  * cannot be parsed or is unsafe). */
 int envelope_build(const struct envelope_input *in, struct envelope *env,
 		   struct outcome *o);

@@ -114,11 +114,25 @@ static char *config_path(const struct cli *cli)
 	return xstrdup(SYSTEM_CONFIG);
 }
 
+static int load_aliases(const struct account *acct, struct aliases **aliases)
+{
+	char err[512];
+	*aliases = NULL;
+	if (!acct->aliases || !acct->aliases[0])
+		return EX_OK;
+	if (aliases_load(acct->aliases, aliases, err, sizeof err) < 0) {
+		fprintf(stderr, "postbote: aliases: %s\n", err);
+		return EX_CONFIG;
+	}
+	return EX_OK;
+}
+
 static int load_account(const struct cli *cli, struct config *cfg,
-			const struct account **acct)
+			const struct account **acct, struct aliases **aliases)
 {
 	char err[CONFIG_ERROR_MAX];
 	char *path = config_path(cli);
+	*aliases = NULL;
 	if (config_load(path, cfg, err, sizeof err) < 0) {
 		fprintf(stderr, "postbote: %s\n", err);
 		free(path);
@@ -127,12 +141,12 @@ static int load_account(const struct cli *cli, struct config *cfg,
 	free(path);
 	*acct = config_find_account(cfg, cli->account);
 	if (!*acct) {
-		fprintf(stderr, "postbote: %s: %s%s%s\n", cfg->path,
+		fprintf(stderr, "postbote: %s: %s%s\n", cfg->path,
 			cli->account ? "no account named " : "no account defined",
-			cli->account ? cli->account : "", "");
+			cli->account ? cli->account : "");
 		return EX_CONFIG;
 	}
-	return EX_OK;
+	return load_aliases(*acct, aliases);
 }
 
 static const char *login_name(void)
@@ -144,12 +158,13 @@ static const char *login_name(void)
 }
 
 static int build_envelope(const struct cli *cli, const struct account *acct,
+			  const struct aliases *aliases,
 			  const struct message *msg, struct envelope *env)
 {
 	char host[256] = "localhost";
 	struct outcome o = { 0 };
 	struct envelope_input in = { cli, acct, msg, login_name(), host,
-				     time(NULL) };
+				     time(NULL), aliases };
 	if (gethostname(host, sizeof host) != 0 || !host[0])
 		strcpy(host, "localhost");
 	host[sizeof host - 1] = '\0';
@@ -241,7 +256,9 @@ static void setup_delivery(struct delivery *d, const struct cli *cli,
 			 env->rcpts.n, msg->eight_bit, env->smtputf8, 0,
 			 cli->dsn_notify, cli->dsn_ret, cli->dsn_envid },
 		.msg = msg,
-		.emit = { env->prepend, remove_always, true },
+		.emit = { .prepend = env->prepend, .remove = remove_always,
+			  .dot_stuff = true,
+			  .replace = (const char *const *)env->replace },
 		.verify_only = cli->mode == MODE_VERIFY,
 		.trace = trace->to_stderr || trace->file ? trace_line : NULL,
 		.trace_ctx = trace,
@@ -345,21 +362,23 @@ static int run(const struct cli *cli)
 	const struct account *acct = NULL;
 	struct message msg = { .fd = -1 };
 	struct envelope env = { 0 };
+	struct aliases *aliases = NULL;
 	struct trace_sink trace;
 	int status = open_trace(cli, &trace);
 	if (status == EX_OK)
-		status = load_account(cli, &cfg, &acct);
+		status = load_account(cli, &cfg, &acct, &aliases);
 	/* -bv checks addresses only: there is no message to read. */
 	if (status == EX_OK && cli->mode != MODE_VERIFY)
 		status = spool(cli, &msg);
 	if (status == EX_OK)
-		status = build_envelope(cli, acct, &msg, &env);
+		status = build_envelope(cli, acct, aliases, &msg, &env);
 	if (status == EX_OK)
 		status = submit(cli, acct, &msg, &env, &trace, NULL);
 	if (trace.file)
 		fclose(trace.file);
 	envelope_free(&env);
 	message_free(&msg);
+	aliases_free(aliases);
 	config_free(&cfg);
 	return status;
 }
@@ -367,6 +386,7 @@ static int run(const struct cli *cli)
 struct smtpd_context {
 	const struct cli *cli;
 	const struct account *acct;
+	const struct aliases *aliases;
 	struct trace_sink *trace;
 	int status;               /* the first failure, for the exit status */
 };
@@ -385,7 +405,7 @@ static void smtpd_deliver(void *ctx, const struct smtpd_message *m,
 	one.recipients = (struct strlist){ 0 };
 	for (size_t i = 0; i < m->nrcpts; i++)
 		strlist_add(&one.recipients, m->rcpts[i]);
-	status = build_envelope(&one, c->acct, m->msg, &env);
+	status = build_envelope(&one, c->acct, c->aliases, m->msg, &env);
 	if (status == EX_OK) {
 		status = submit(&one, c->acct, m->msg, &env, c->trace, r);
 	} else {
@@ -403,18 +423,20 @@ static int smtp_stdio(const struct cli *cli)
 {
 	struct config cfg = { 0 };
 	const struct account *acct = NULL;
+	struct aliases *aliases = NULL;
 	struct trace_sink trace;
-	struct smtpd_context ctx = { cli, NULL, &trace, EX_OK };
+	struct smtpd_context ctx = { cli, NULL, NULL, &trace, EX_OK };
 	char host[256] = "localhost";
 	int status = open_trace(cli, &trace);
 	if (status == EX_OK)
-		status = load_account(cli, &cfg, &acct);
+		status = load_account(cli, &cfg, &acct, &aliases);
 	if (status == EX_OK) {
 		struct smtpd_options opt = { .hostname = host,
 					     .idle_timeout_ms = 300000,
 					     .deliver = smtpd_deliver,
 					     .ctx = &ctx };
 		ctx.acct = acct;
+		ctx.aliases = aliases;
 		if (gethostname(host, sizeof host) != 0 || !host[0])
 			strcpy(host, "localhost");
 		host[sizeof host - 1] = '\0';
@@ -427,6 +449,7 @@ static int smtp_stdio(const struct cli *cli)
 	}
 	if (trace.file)
 		fclose(trace.file);
+	aliases_free(aliases);
 	config_free(&cfg);
 	return status;
 }

@@ -71,7 +71,66 @@ static int pread_full(int fd, char *p, size_t n, off_t off)
 	return 0;
 }
 
+/* ---- what a line is (RFC 5322 2.2, 3.5): used while spooling, to fold
+ * long header lines, and afterwards to parse the header block ---- */
+
+enum line_kind {
+	LINE_EMPTY,
+	LINE_FIELD,
+	LINE_CONTINUATION,
+	LINE_OTHER,
+	LINE_UNDECIDED,	/* a partial line that may still become a field */
+};
+
+/* RFC 5322 3.6.8: ftext = %d33-57 / %d59-126 (printable except ':'). */
+static bool is_ftext(char c)
+{
+	return c >= 33 && c <= 126 && c != ':';
+}
+
+/* RFC 5322 2.2: a field is name ":" ...; obs-optional and the other
+ * obsolete fields of 4.5 allow *WSP before the colon. 2.2.3: a line that
+ * starts with WSP continues the previous field. len excludes CRLF when
+ * complete; an incomplete line is a prefix of a longer one. */
+static enum line_kind classify_line(const char *p, size_t len, bool complete)
+{
+	size_t i = 0;
+
+	if (len == 0)
+		return complete ? LINE_EMPTY : LINE_UNDECIDED;
+	if (is_wsp(p[0]))
+		return LINE_CONTINUATION;
+	while (i < len && is_ftext(p[i]))
+		i++;
+	if (i == 0)
+		return LINE_OTHER;
+	while (i < len && is_wsp(p[i]))
+		i++;
+	if (i < len)
+		return p[i] == ':' ? LINE_FIELD : LINE_OTHER;
+	return complete ? LINE_OTHER : LINE_UNDECIDED;
+}
+
 /* ---- spooling: stdin -> unlinked temporary file, CRLF line ends ---- */
+
+/* Where the spooler is in the message. It follows the same rules as the
+ * header parser below (header_take_line), so a line it folds as a header
+ * line is one the parser takes as part of a field. */
+enum header_state {
+	HEADER_FIRST,	/* no line yet: the first one decides */
+	HEADER_FIELDS,	/* inside the header block, after a field */
+	HEADER_DONE,	/* past the header block: every line is body */
+};
+
+enum line_role {
+	ROLE_UNDECIDED,	/* in the header block; field or body not yet known */
+	ROLE_HEADER,	/* a field or its continuation: folded when long */
+	ROLE_BODY,	/* split hard when long */
+};
+
+/* A header line is held back until it ends or passes the limit by one
+ * octet: only then is it known whether and where to fold it. */
+#define SEGMENT_MAX (MESSAGE_LINE_MAX + 1)
 
 struct spooler {
 	struct message *msg;
@@ -79,7 +138,15 @@ struct spooler {
 	bool dot_ends_input;
 	char *out;            /* SPOOL_BLOCK bytes waiting to be written */
 	size_t outlen;
-	size_t line_len;      /* bytes of the current line stored so far */
+	size_t in_len;        /* bytes of the current input line so far */
+	size_t out_len;       /* bytes of the current spooled line written */
+	enum header_state header;
+	enum line_role role;
+	char seg[SEGMENT_MAX]; /* held-back bytes of a header line */
+	size_t seglen;
+	size_t fold_min;      /* a fold may not come before this index of seg
+			       * (just after the colon of a field's first
+			       * segment); 0: after its first non-WSP byte */
 	bool at_line_start;   /* no byte of the current line seen yet */
 	bool first_line;
 	bool after_cr;        /* last input byte was a CR (already a line end):
@@ -119,28 +186,225 @@ static int spool_raw(struct spooler *s, const char *p, size_t n)
 	return 0;
 }
 
+/* Line content as it is spooled; keeps longest_line. */
+static int spool_out(struct spooler *s, const char *p, size_t n)
+{
+	s->out_len += n;
+	if (s->out_len > s->msg->longest_line)
+		s->msg->longest_line = s->out_len;
+	return spool_raw(s, p, n);
+}
+
+/* A line break that was not in the input: the spooled line ends here. */
+static int spool_split(struct spooler *s)
+{
+	s->msg->lines_split++;
+	s->out_len = 0;
+	return spool_raw(s, "\r\n", 2);
+}
+
+/* RFC 5322 2.1.1: a body line over 998 octets is cut after every 998
+ * (Postfix's smtp client does the same): the text stays, only a line
+ * break is added, which is all a plain-text body can do. */
+static int body_put(struct spooler *s, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t k;
+		if (s->out_len == MESSAGE_LINE_MAX && spool_split(s) != 0)
+			return -1;
+		k = MESSAGE_LINE_MAX - s->out_len;
+		if (k > n)
+			k = n;
+		if (spool_out(s, p, k) != 0)
+			return -1;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* The held-back line is not part of a header field: it is body from here
+ * on, and so is everything after it (as in header_take_line). */
+static int line_becomes_body(struct spooler *s)
+{
+	size_t n = s->seglen;
+
+	s->header = HEADER_DONE;
+	s->role = ROLE_BODY;
+	s->seglen = 0;
+	return body_put(s, s->seg, n);
+}
+
+/* Decides what the held-back start of a line is once that is known. Only
+ * its first MESSAGE_LINE_MAX octets count: a field's name and colon must
+ * fit into its first line (RFC 5322 2.1.1), and a longer run of name
+ * characters is split as body, so the parser later sees the same. */
+static int line_decide(struct spooler *s)
+{
+	size_t len = s->seglen < MESSAGE_LINE_MAX ? s->seglen : MESSAGE_LINE_MAX;
+	const char *colon;
+
+	switch (classify_line(s->seg, len, false)) {
+	case LINE_FIELD:
+		colon = memchr(s->seg, ':', len);
+		s->fold_min = (size_t)(colon - s->seg) + 1;
+		s->header = HEADER_FIELDS;
+		s->role = ROLE_HEADER;
+		return 0;
+	case LINE_CONTINUATION:
+		if (s->header != HEADER_FIELDS)
+			return line_becomes_body(s);
+		s->fold_min = 0;
+		s->role = ROLE_HEADER;
+		return 0;
+	case LINE_UNDECIDED:
+		if (s->seglen <= MESSAGE_LINE_MAX)
+			return 0;
+		return line_becomes_body(s);
+	default:
+		return line_becomes_body(s);
+	}
+}
+
+/* Where a fold may go at the earliest. The field name and its colon stay
+ * on the first line (RFC 5322 2.2), and a fold before the first non-WSP
+ * byte would leave a line of WSP only, which only obs-FWS (4.2) allows. */
+static size_t fold_lower_bound(const struct spooler *s)
+{
+	size_t i = 0;
+
+	if (s->fold_min > 0)
+		return s->fold_min;
+	while (i < s->seglen && is_wsp(s->seg[i]))
+		i++;
+	return i + 1;
+}
+
+/* The index of the last WSP at which seg may be folded with the first
+ * line at most MESSAGE_LINE_MAX octets long, or 0 if there is none. */
+static size_t fold_point(const struct spooler *s)
+{
+	size_t lo = fold_lower_bound(s);
+
+	for (size_t i = MESSAGE_LINE_MAX + 1; i-- > lo;)
+		if (is_wsp(s->seg[i]))
+			return i;
+	return 0;
+}
+
+/* RFC 5322 2.2.3: folding is inserting CRLF before WSP; unfolding takes
+ * it out again, so a fold at the last WSP within the limit keeps the
+ * field exactly. With no such WSP the line is cut after 998 octets and
+ * the rest continues after CRLF SP, as Postfix does: the field stays one
+ * field, and its value gains one space at the cut. */
+static int header_fold(struct spooler *s)
+{
+	size_t at = fold_point(s);
+	size_t first = at > 0 ? at : MESSAGE_LINE_MAX;
+
+	if (spool_out(s, s->seg, first) != 0 || spool_split(s) != 0)
+		return -1;
+	if (at > 0) {
+		memmove(s->seg, s->seg + at, s->seglen - at);
+		s->seglen -= at;
+	} else {
+		s->seg[1] = s->seg[MESSAGE_LINE_MAX];
+		s->seg[0] = ' ';
+		s->seglen = 2;
+	}
+	s->fold_min = 0;
+	return 0;
+}
+
+/* Content of a line in the header block: held back until it is known what
+ * the line is, and while it is a header line, until it ends or is long
+ * enough to fold. */
+static int header_put(struct spooler *s, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t k = SEGMENT_MAX - s->seglen;
+		if (k > n)
+			k = n;
+		memcpy(s->seg + s->seglen, p, k);
+		s->seglen += k;
+		p += k;
+		n -= k;
+		if (s->role == ROLE_UNDECIDED && line_decide(s) != 0)
+			return -1;
+		if (s->role == ROLE_BODY)
+			return body_put(s, p, n);
+		if (s->seglen == SEGMENT_MAX && header_fold(s) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Content without NULs, routed by what the line is. */
+static int line_put(struct spooler *s, const char *p, size_t n)
+{
+	if (s->role == ROLE_BODY)
+		return body_put(s, p, n);
+	return header_put(s, p, n);
+}
+
 /* Stores line content (never a line end) and keeps the statistics the
- * transaction needs: 8BITMIME, binary content, line length. */
+ * transaction needs: 8BITMIME, NULs, line length. RFC 5321 2.3.8 and RFC
+ * 5322 2.1 allow no NUL in a message and many servers refuse or truncate
+ * at one, so NULs are dropped (and counted) rather than sent. */
 static int spool_text(struct spooler *s, const char *p, size_t n)
 {
+	size_t start = 0;
+
+	s->in_len += n;
+	if (s->in_len > s->msg->longest_input_line)
+		s->msg->longest_input_line = s->in_len;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
-		if (c >= 0x80)
+		if (c >= 0x80) {
 			s->msg->eight_bit = true;
-		else if (c == 0)
+		} else if (c == 0) {
 			s->msg->has_nul = true;
+			s->msg->nul_removed++;
+			if (line_put(s, p + start, i - start) != 0)
+				return -1;
+			start = i + 1;
+		}
 	}
-	s->line_len += n;
-	if (s->line_len > s->msg->longest_line)
-		s->msg->longest_line = s->line_len;
-	return spool_raw(s, p, n);
+	return line_put(s, p + start, n - start);
+}
+
+/* The current line ends: what was held back goes out, and the kind of a
+ * line that ended undecided settles whether the header block goes on. */
+static int line_finish(struct spooler *s)
+{
+	size_t n = s->seglen;
+
+	if (s->role == ROLE_UNDECIDED) {
+		switch (classify_line(s->seg, n, true)) {
+		case LINE_FIELD:
+			s->header = HEADER_FIELDS;
+			break;
+		case LINE_CONTINUATION:
+			if (s->header != HEADER_FIELDS)
+				s->header = HEADER_DONE;
+			break;
+		default:	/* the empty separator line, or body */
+			s->header = HEADER_DONE;
+			break;
+		}
+	}
+	s->seglen = 0;
+	return spool_out(s, s->seg, n);
 }
 
 static void spool_next_line(struct spooler *s)
 {
 	s->at_line_start = true;
 	s->first_line = false;
-	s->line_len = 0;
+	s->in_len = 0;
+	s->out_len = 0;
+	s->seglen = 0;
+	s->role = s->header == HEADER_DONE ? ROLE_BODY : ROLE_UNDECIDED;
 }
 
 /* The held-back start of the first line turned out to be ordinary text. */
@@ -240,6 +504,8 @@ static int spool_line_end(struct spooler *s)
 		spool_next_line(s);
 		return 0;
 	}
+	if (line_finish(s) != 0)
+		return -1;
 	spool_next_line(s);
 	return spool_raw(s, "\r\n", 2);
 }
@@ -361,43 +627,6 @@ static int spool_create(const char *dir, char *err, size_t errlen)
 
 /* ---- the header block (RFC 5322 2.2, 3.5), read back from the spool ---- */
 
-enum line_kind {
-	LINE_EMPTY,
-	LINE_FIELD,
-	LINE_CONTINUATION,
-	LINE_OTHER,
-	LINE_UNDECIDED,	/* a partial line that may still become a field */
-};
-
-/* RFC 5322 3.6.8: ftext = %d33-57 / %d59-126 (printable except ':'). */
-static bool is_ftext(char c)
-{
-	return c >= 33 && c <= 126 && c != ':';
-}
-
-/* RFC 5322 2.2: a field is name ":" ...; obs-optional and the other
- * obsolete fields of 4.5 allow *WSP before the colon. 2.2.3: a line that
- * starts with WSP continues the previous field. len excludes CRLF when
- * complete; an incomplete line is a prefix of a longer one. */
-static enum line_kind classify_line(const char *p, size_t len, bool complete)
-{
-	size_t i = 0;
-
-	if (len == 0)
-		return complete ? LINE_EMPTY : LINE_UNDECIDED;
-	if (is_wsp(p[0]))
-		return LINE_CONTINUATION;
-	while (i < len && is_ftext(p[i]))
-		i++;
-	if (i == 0)
-		return LINE_OTHER;
-	while (i < len && is_wsp(p[i]))
-		i++;
-	if (i < len)
-		return p[i] == ':' ? LINE_FIELD : LINE_OTHER;
-	return complete ? LINE_OTHER : LINE_UNDECIDED;
-}
-
 struct header_reader {
 	struct message *msg;
 	char *buf;            /* the spool file from offset 0 */
@@ -463,8 +692,11 @@ static bool header_take_line(struct header_reader *r, enum line_kind k,
 	 * header block at all (header_end 0); later, the header block ends
 	 * just before it and the line is the first line of the body. This is
 	 * what a receiving MTA makes of such a message too, and it keeps the
-	 * line (it is sent as it is, never lost). */
+	 * line (it is sent as it is, never lost). Without the empty line
+	 * before it, a field we prepend or a line starting with WSP could
+	 * join the two, so message_emit puts one there. */
 	m->header_end = (off_t)r->pos;
+	m->needs_separator = true;
 	return false;
 }
 
@@ -484,6 +716,7 @@ static int header_partial_line(struct header_reader *r, char *err,
 		return -1;
 	}
 	r->msg->header_end = (off_t)r->pos;
+	r->msg->needs_separator = true;
 	return 0;
 }
 
@@ -707,24 +940,56 @@ static bool is_removed(const char *name, const char *const *remove)
 	return false;
 }
 
-/* Header fields lie back to back from offset 0, so what is kept is a few
- * contiguous ranges: everything between removed fields. */
-static int emit_spool(const struct message *msg,
-		      const struct emit_options *opt, struct emitter *e)
+static const char *replacement(const struct emit_options *opt, size_t i)
+{
+	return opt && opt->replace ? opt->replace[i] : NULL;
+}
+
+/* Removal wins over replacement: a field the caller wants hidden (Bcc)
+ * must not reappear because another part of the program rewrote it. */
+static bool is_left_out(const struct message *msg,
+			const struct emit_options *opt, size_t i)
+{
+	return is_removed(msg->headers[i].name, opt ? opt->remove : NULL);
+}
+
+/* Header fields lie back to back from offset 0, so what is kept as it is
+ * are a few contiguous ranges between removed or replaced fields; each is
+ * copied in large blocks. */
+static int emit_header_block(const struct message *msg,
+			     const struct emit_options *opt, struct emitter *e)
 {
 	off_t start = 0;
 
 	for (size_t i = 0; i < msg->nheaders; i++) {
 		const struct header_field *h = &msg->headers[i];
+		const char *with = replacement(opt, i);
+		bool left_out = is_left_out(msg, opt, i);
 		int rc;
-		if (!is_removed(h->name, opt ? opt->remove : NULL))
+		if (!left_out && !with)
 			continue;
 		rc = emitter_copy(e, msg->fd, start, h->offset);
+		if (rc == 0 && !left_out)
+			rc = emitter_put(e, with, strlen(with));
 		if (rc != 0)
 			return rc;
 		start = h->offset + (off_t)h->length;
 	}
-	return emitter_copy(e, msg->fd, start, msg->size);
+	return emitter_copy(e, msg->fd, start, msg->header_end);
+}
+
+/* RFC 5322 2.1: an empty line separates the header fields from the body;
+ * it is added where the message lacked one (see needs_separator). */
+static int emit_spool(const struct message *msg,
+		      const struct emit_options *opt, struct emitter *e)
+{
+	int rc = emit_header_block(msg, opt, e);
+
+	if (rc == 0 && msg->needs_separator)
+		rc = emitter_put(e, "\r\n", 2);
+	if (rc == 0)
+		rc = emitter_copy(e, msg->fd, msg->header_end, msg->size);
+	return rc;
 }
 
 int message_emit(const struct message *msg, const struct emit_options *opt,
@@ -759,8 +1024,15 @@ off_t message_emit_size(const struct message *msg,
 
 	if (opt && opt->prepend)
 		size += (off_t)strlen(opt->prepend);
-	for (size_t i = 0; i < msg->nheaders; i++)
-		if (is_removed(msg->headers[i].name, opt ? opt->remove : NULL))
-			size -= (off_t)msg->headers[i].length;
+	if (msg->needs_separator)
+		size += 2;
+	for (size_t i = 0; i < msg->nheaders; i++) {
+		const char *with = replacement(opt, i);
+		if (!is_left_out(msg, opt, i) && !with)
+			continue;
+		size -= (off_t)msg->headers[i].length;
+		if (!is_left_out(msg, opt, i))
+			size += (off_t)strlen(with);
+	}
 	return size;
 }

@@ -4,7 +4,13 @@
  * Line ends: CRLF stays, a lone LF becomes CRLF, a CR not followed by LF
  * ends the line too (becomes CRLF), so nothing that is sent carries a bare
  * CR or bare LF (RFC 5321 2.3.8). A message whose last line has no line end
- * gets CRLF appended. */
+ * gets CRLF appended.
+ *
+ * Lines longer than MESSAGE_LINE_MAX are split while spooling, as Postfix's
+ * smtp client does: a header line is folded (CRLF inserted before its last
+ * WSP within the limit, else CRLF SP inserted after 998 octets), a body line
+ * gets CRLF after every 998 octets. NUL bytes are removed (RFC 5321 2.3.8,
+ * RFC 5322 2.1: a message is made of characters other than NUL). */
 #ifndef POSTBOTE_MESSAGE_H
 #define POSTBOTE_MESSAGE_H
 
@@ -32,9 +38,19 @@ struct message {
 	struct header_field *headers;
 	size_t nheaders;
 	bool eight_bit;      /* a byte >= 0x80 anywhere */
-	bool has_nul;        /* a NUL byte anywhere */
+	bool has_nul;        /* the input had a NUL byte (all are removed) */
 	bool dropped_mbox_from; /* a leading "From " line was removed */
-	size_t longest_line; /* longest line, CRLF not counted */
+	bool needs_separator; /* the message has a body but no empty line
+			       * before it (header_end 0 with text, or the
+			       * header block ended at a line that is not a
+			       * field): message_emit inserts CRLF at
+			       * header_end */
+	size_t longest_line; /* longest spooled line (after splitting), CRLF
+			      * not counted: at most MESSAGE_LINE_MAX */
+	size_t longest_input_line; /* longest line as read (NULs counted,
+				    * line end not), before splitting */
+	size_t lines_split;  /* line breaks inserted to split long lines */
+	size_t nul_removed;  /* NUL bytes removed */
 };
 
 struct spool_options {
@@ -60,12 +76,20 @@ struct emit_options {
 	const char *const *remove; /* NULL-terminated list of field names to
 				  * leave out (e.g. "Bcc"), or NULL */
 	bool dot_stuff;          /* double a leading '.' on every line (DATA) */
+	const char *const *replace; /* NULL, or msg->nheaders entries: a
+				  * non-NULL entry is the complete raw text
+				  * of that field (name, ':', value, CRLF,
+				  * folded as the caller likes), sent in its
+				  * place. A field that is also removed stays
+				  * removed. */
 };
 
 /* Write the message as it is to be transmitted to sink, in large blocks
  * (at least 16 KiB each except the last): prepended lines, header fields
- * not removed, the body. Does not write the final ".". Returns 0, the
- * sink's non-zero return value, or -1 on a read error (errno set). */
+ * not removed (replaced ones in their place and order), CRLF when
+ * msg->needs_separator, the body. An empty message gives only the
+ * prepended lines. Does not write the final ".". Returns 0, the sink's
+ * non-zero return value, or -1 on a read error (errno set). */
 int message_emit(const struct message *msg, const struct emit_options *opt,
 		 message_sink sink, void *ctx);
 

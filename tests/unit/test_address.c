@@ -444,6 +444,110 @@ START_TEST(test_address_is_8bit)
 }
 END_TEST
 
+/* ---- qualifying bare local names in a header value ---- */
+
+static void assert_qualifies(const char *value, const char *want)
+{
+	char err[256] = "x";
+	char *got = address_list_qualify(value, "host.example", err, sizeof err);
+
+	ck_assert_msg(got != NULL, "\"%s\": not qualified (%s)", value, err);
+	ck_assert_str_eq(got, want);
+	free(got);
+}
+
+static void assert_nothing_to_qualify(const char *value)
+{
+	char err[256] = "x";
+
+	ck_assert_ptr_null(address_list_qualify(value, "host.example", err,
+						sizeof err));
+	ck_assert_msg(err[0] == '\0', "\"%s\": error \"%s\"", value, err);
+}
+
+START_TEST(test_qualify_forms)
+{
+	assert_qualifies("root", "root@host.example");
+	assert_qualifies("cron <root>", "cron <root@host.example>");
+	assert_qualifies("Cron Daemon <root>", "Cron Daemon <root@host.example>");
+	assert_qualifies("root (comment)", "root@host.example (comment)");
+	assert_qualifies("root(comment)", "root@host.example(comment)");
+	assert_qualifies("  root  ", "  root@host.example  ");
+	assert_qualifies("<root> (the admin)", "<root@host.example> (the admin)");
+	assert_qualifies("cron < root >", "cron < root@host.example >");
+	assert_qualifies("www-data", "www-data@host.example");
+	assert_qualifies("first.last", "first.last@host.example");
+	assert_qualifies("\"the boss\"", "\"the boss\"@host.example");
+	assert_qualifies("Boss <\"the boss\">", "Boss <\"the boss\"@host.example>");
+	assert_qualifies("=?utf-8?q?J=C3=B6rg?= <joerg>",
+			 "=?utf-8?q?J=C3=B6rg?= <joerg@host.example>");
+	assert_qualifies("\"Doe, John\" <jd>", "\"Doe, John\" <jd@host.example>");
+	/* obsolete source route (RFC 5322 4.4) kept */
+	assert_qualifies("<@relay.example:root>", "<@relay.example:root@host.example>");
+}
+END_TEST
+
+START_TEST(test_qualify_lists_and_groups)
+{
+	assert_qualifies("root, cron, www-data",
+			 "root@host.example, cron@host.example, www-data@host.example");
+	assert_qualifies("a@x.example, root, \"B\" <b@y.example>, cron <cron>",
+			 "a@x.example, root@host.example, \"B\" <b@y.example>, "
+			 "cron <cron@host.example>");
+	assert_qualifies("admins: root, a@x.example, cron;",
+			 "admins: root@host.example, a@x.example, cron@host.example;");
+	assert_qualifies("undisclosed-recipients:;, root",
+			 "undisclosed-recipients:;, root@host.example");
+	/* a duplicate is qualified each time it is written */
+	assert_qualifies("root, Root <root>",
+			 "root@host.example, Root <root@host.example>");
+	/* obs-addr-list: empty elements stay */
+	assert_qualifies(",root,,", ",root@host.example,,");
+}
+END_TEST
+
+START_TEST(test_qualify_folded)
+{
+	assert_qualifies("Cron\r\n Daemon <root>,\r\n\tadmin (the\r\n admin)",
+			 "Cron\r\n Daemon <root@host.example>,\r\n"
+			 "\tadmin@host.example (the\r\n admin)");
+	assert_qualifies("root\r\n", "root@host.example\r\n");
+	assert_qualifies("\"the\r\n boss\"", "\"the\r\n boss\"@host.example");
+}
+END_TEST
+
+START_TEST(test_qualify_nothing_to_do)
+{
+	assert_nothing_to_qualify("a@x.example");
+	assert_nothing_to_qualify("A <a@x.example>, b@y.example (c)");
+	assert_nothing_to_qualify("undisclosed-recipients:;");
+	assert_nothing_to_qualify("");
+	assert_nothing_to_qualify("  (only a comment) ");
+	assert_nothing_to_qualify("\"at@in quotes\"@x.example");
+}
+END_TEST
+
+START_TEST(test_qualify_errors)
+{
+	char err[256] = "";
+
+	ck_assert_ptr_null(address_list_qualify("root, <cron", "h.example", err,
+						sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "missing '>'"));
+	ck_assert_ptr_nonnull(strstr(err, "position 7"));
+	err[0] = '\0';
+	ck_assert_ptr_null(address_list_qualify("a@", "h.example", err,
+						sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "missing domain"));
+	err[0] = '\0';
+	ck_assert_ptr_null(address_list_qualify("root", "", err, sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "no domain"));
+	ck_assert_ptr_null(address_list_qualify("root", NULL, err, sizeof err));
+	/* no error buffer: still NULL, no crash */
+	ck_assert_ptr_null(address_list_qualify("<x", "h.example", NULL, 0));
+}
+END_TEST
+
 static Suite *address_suite(void)
 {
 	Suite *s = suite_create("address");
@@ -451,6 +555,7 @@ static Suite *address_suite(void)
 	TCase *forms = tcase_create("forms");
 	TCase *errors = tcase_create("errors");
 	TCase *env = tcase_create("envelope");
+	TCase *qualify = tcase_create("qualify");
 
 	tcase_add_test(rfc, test_rfc5322_a1_1);
 	tcase_add_test(rfc, test_rfc5322_a1_2);
@@ -478,10 +583,16 @@ static Suite *address_suite(void)
 	tcase_add_test(env, test_envelope_length);
 	tcase_add_test(env, test_address_is_local);
 	tcase_add_test(env, test_address_is_8bit);
+	tcase_add_test(qualify, test_qualify_forms);
+	tcase_add_test(qualify, test_qualify_lists_and_groups);
+	tcase_add_test(qualify, test_qualify_folded);
+	tcase_add_test(qualify, test_qualify_nothing_to_do);
+	tcase_add_test(qualify, test_qualify_errors);
 	suite_add_tcase(s, rfc);
 	suite_add_tcase(s, forms);
 	suite_add_tcase(s, errors);
 	suite_add_tcase(s, env);
+	suite_add_tcase(s, qualify);
 	return s;
 }
 

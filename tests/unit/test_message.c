@@ -228,6 +228,16 @@ START_TEST(test_empty_input)
 }
 END_TEST
 
+/* pre bytes of CRLF lines 100 octets long (short enough not to be split),
+ * the last one cut short. */
+static void fill_short_lines(char *p, size_t pre)
+{
+	for (size_t i = 0; i < pre; i++)
+		p[i] = i % 100 == 98 ? '\r' : i % 100 == 99 ? '\n' : 'x';
+	if (pre % 100 == 99)
+		p[pre - 1] = 'x';	/* no CR without its LF at the end */
+}
+
 /* A CR as the last byte of one 64 KiB read, its LF (or not) the first of
  * the next: from a regular file the read boundaries are exact. */
 static void check_cr_at_block_end(const char *after, const char *want_after)
@@ -237,17 +247,18 @@ static void check_cr_at_block_end(const char *after, const char *want_after)
 	struct message m;
 	char err[256] = "", *got;
 
-	memset(in, 'x', pre);
+	fill_short_lines(in, pre);
 	in[pre] = '\r';
 	memcpy(in + pre + 1, after, alen);
-	memset(want, 'x', pre);
+	memcpy(want, in, pre);
 	memcpy(want + pre, "\r\n", 2);
 	memcpy(want + pre + 2, want_after, wlen);
 	ck_assert_msg(spool_file(in, pre + 1 + alen, false, &m, err,
 				 sizeof err) == 0, "%s", err);
 	got = spool_contents(&m);
 	assert_bytes(got, (size_t)m.size, want, pre + 2 + wlen);
-	ck_assert_uint_eq(m.longest_line, pre);
+	ck_assert_uint_eq(m.longest_line, 98);
+	ck_assert_uint_eq(m.lines_split, 0);
 	free(got);
 	free(in);
 	free(want);
@@ -411,7 +422,8 @@ START_TEST(test_eight_bit_and_nul)
 	message_free(&m);
 	ck_assert(spool_pipe("a\0b\n", 4, 0, false, &m, err, sizeof err) == 0);
 	ck_assert(!m.eight_bit && m.has_nul);
-	ck_assert_int_eq(m.size, 5);
+	ck_assert_int_eq(m.size, 4);	/* the NUL is removed */
+	ck_assert_uint_eq(m.nul_removed, 1);
 	message_free(&m);
 	/* the dropped From_ line is not part of the message */
 	spool_str("From \xff\n\nx\n", false, &m);
@@ -435,7 +447,10 @@ START_TEST(test_longest_line)
 	in[2999] = '\0';
 	in[500] = '\r';
 	spool_str(in, false, &m);
-	ck_assert_uint_eq(m.longest_line, 2498);
+	/* 2498 octets: split into 998 + 998 + 502 */
+	ck_assert_uint_eq(m.longest_line, 998);
+	ck_assert_uint_eq(m.longest_input_line, 2498);
+	ck_assert_uint_eq(m.lines_split, 2);
 	free(in);
 	message_free(&m);
 }
@@ -674,9 +689,13 @@ START_TEST(test_huge_body_line_without_header)
 	ck_assert_msg(spool_pipe(in, len, 0, false, &m, err, sizeof err) == 0,
 		      "%s", err);
 	ck_assert_int_eq(m.header_end, 0);
+	ck_assert(m.needs_separator);
 	ck_assert_uint_eq(m.nheaders, 0);
-	ck_assert_int_eq(m.size, (off_t)len + 2);
-	ck_assert_uint_eq(m.longest_line, len);
+	/* split every 998 octets (RFC 5322 2.1.1) */
+	ck_assert_uint_eq(m.lines_split, (len - 1) / MESSAGE_LINE_MAX);
+	ck_assert_int_eq(m.size, (off_t)(len + 2 * m.lines_split + 2));
+	ck_assert_uint_eq(m.longest_line, MESSAGE_LINE_MAX);
+	ck_assert_uint_eq(m.longest_input_line, len);
 	message_free(&m);
 	free(in);
 }
@@ -722,8 +741,10 @@ START_TEST(test_emit_remove_bcc)
 	assert_emitted("BCC  : b@x\nbCc: c@x\nTo: a@x\nBcc: d@x\n e@x\n\nb\n",
 		       &o, "To: a@x\r\n\r\nb\r\n");
 	assert_emitted("To: a@x\nBcc: b@x\n", &o, "To: a@x\r\n");
+	/* the header block ends at "bad line": an empty line is put before
+	 * it (needs_separator), and the "Bcc:" after it is body text */
 	assert_emitted("To: a@x\nBcc: b@x\nbad line\nBcc: body\n", &o,
-		       "To: a@x\r\nbad line\r\nBcc: body\r\n");
+		       "To: a@x\r\n\r\nbad line\r\nBcc: body\r\n");
 	assert_emitted("To: a@x\nX-Bcc: y\nBccx: z\n\n", &o,
 		       "To: a@x\r\nX-Bcc: y\r\nBccx: z\r\n\r\n");
 }
@@ -757,8 +778,9 @@ START_TEST(test_emit_dot_stuff_at_start)
 {
 	struct emit_options o = { .dot_stuff = true };
 
+	/* no header block: the empty line that starts the body comes first */
 	assert_emitted(".start\n..two\nmid.dle\n.\n", &o,
-		       "..start\r\n...two\r\nmid.dle\r\n..\r\n");
+		       "\r\n..start\r\n...two\r\nmid.dle\r\n..\r\n");
 	o.prepend = ".odd: prepended\r\n";
 	assert_emitted("A: b\n\n.x\n", &o, "..odd: prepended\r\nA: b\r\n\r\n..x\r\n");
 }
@@ -951,6 +973,660 @@ START_TEST(test_five_megabytes_through_pipe)
 }
 END_TEST
 
+/* ---- long lines (RFC 5322 2.1.1) ---- */
+
+struct text {
+	char *p;
+	size_t n;
+	size_t cap;
+};
+
+static void text_add(struct text *t, const char *p, size_t n)
+{
+	if (t->n + n + 1 > t->cap) {
+		t->cap = (t->n + n + 1) * 2;
+		t->p = xrealloc(t->p, t->cap);
+	}
+	memcpy(t->p + t->n, p, n);
+	t->n += n;
+	t->p[t->n] = '\0';
+}
+
+static void text_str(struct text *t, const char *s)
+{
+	text_add(t, s, strlen(s));
+}
+
+/* n octets of a pattern that shows where each one came from: a split at
+ * the wrong place gives different bytes, not the same run of letters. */
+static void text_pattern(struct text *t, size_t n, char first)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = (char)(first + (char)(i % 23));
+		text_add(t, &c, 1);
+	}
+}
+
+/* The expected spooled form of a body line: CRLF after every 998 octets. */
+static void text_body_split(struct text *t, const char *line, size_t len)
+{
+	for (size_t i = 0; i < len; i += MESSAGE_LINE_MAX) {
+		size_t k = len - i < MESSAGE_LINE_MAX ? len - i : MESSAGE_LINE_MAX;
+		text_add(t, line + i, k);
+		text_str(t, "\r\n");
+	}
+}
+
+/* The expected form of a header line without usable WSP: 998 octets,
+ * then CRLF SP and 997 more per line (SP + 997 = 998). */
+static void text_header_split(struct text *t, const char *line, size_t len)
+{
+	size_t first = len < MESSAGE_LINE_MAX ? len : MESSAGE_LINE_MAX;
+
+	text_add(t, line, first);
+	text_str(t, "\r\n");
+	for (size_t i = first; i < len; i += MESSAGE_LINE_MAX - 1) {
+		size_t k = len - i < MESSAGE_LINE_MAX - 1 ? len - i
+							  : MESSAGE_LINE_MAX - 1;
+		text_str(t, " ");
+		text_add(t, line + i, k);
+		text_str(t, "\r\n");
+	}
+}
+
+static size_t max_line_length(const char *p, size_t n)
+{
+	size_t longest = 0, cur = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n') {
+			if (cur > longest)
+				longest = cur;
+			cur = 0;
+			i++;
+		} else {
+			cur++;
+		}
+	}
+	return cur > longest ? cur : longest;
+}
+
+static void assert_spooled_text(const struct text *in, size_t chunk,
+				const struct text *want, struct message *m)
+{
+	char err[256] = "", *got;
+
+	ck_assert_msg(spool_pipe(in->p, in->n, chunk, false, m, err,
+				 sizeof err) == 0, "%s", err);
+	got = spool_contents(m);
+	assert_bytes(got, (size_t)m->size, want->p, want->n);
+	free(got);
+}
+
+static const size_t long_lengths[] = { 998, 999, 5000, 200000 };
+static const size_t chunks[] = { 0, 997, 4096 };
+
+START_TEST(test_body_long_lines)
+{
+	for (size_t l = 0; l < 4; l++) {
+		size_t len = long_lengths[l];
+		struct text in = { 0 }, line = { 0 }, want = { 0 };
+
+		text_pattern(&line, len, 'a');
+		text_str(&in, "Subject: s\n\n");
+		text_add(&in, line.p, line.n);
+		text_str(&in, "\nend\n");
+		text_str(&want, "Subject: s\r\n\r\n");
+		text_body_split(&want, line.p, line.n);
+		text_str(&want, "end\r\n");
+		for (size_t c = 0; c < 3; c++) {
+			struct message m;
+			assert_spooled_text(&in, chunks[c], &want, &m);
+			ck_assert_uint_eq(m.lines_split, (len - 1) / MESSAGE_LINE_MAX);
+			ck_assert_uint_eq(m.longest_line, MESSAGE_LINE_MAX);
+			ck_assert_uint_eq(m.longest_input_line, len);
+			ck_assert_uint_eq(m.nheaders, 1);
+			ck_assert_int_eq(m.header_end, 14);
+			ck_assert(!m.needs_separator);
+			message_free(&m);
+		}
+		free(in.p);
+		free(line.p);
+		free(want.p);
+	}
+}
+END_TEST
+
+/* No WSP after the colon: cut at 998, continued after CRLF SP. The field
+ * stays one field whose value has a space at each cut. */
+START_TEST(test_header_long_lines_without_wsp)
+{
+	for (size_t l = 0; l < 4; l++) {
+		size_t len = long_lengths[l];
+		struct text in = { 0 }, line = { 0 }, want = { 0 }, value = { 0 };
+		size_t splits = len > MESSAGE_LINE_MAX
+			? (len - MESSAGE_LINE_MAX + MESSAGE_LINE_MAX - 2) /
+			  (MESSAGE_LINE_MAX - 1) : 0;
+
+		text_str(&line, "X-Long:");
+		text_pattern(&line, len - 7, 'a');
+		text_add(&in, line.p, line.n);
+		text_str(&in, "\nTo: a@b.example\n\nbody\n");
+		text_header_split(&want, line.p, line.n);
+		text_str(&want, "To: a@b.example\r\n\r\nbody\r\n");
+		for (size_t i = 7; i < line.n; i++) {
+			if (i >= MESSAGE_LINE_MAX &&
+			    (i - MESSAGE_LINE_MAX) % (MESSAGE_LINE_MAX - 1) == 0)
+				text_str(&value, " ");
+			text_add(&value, line.p + i, 1);
+		}
+		for (size_t c = 0; c < 3; c++) {
+			struct message m;
+			assert_spooled_text(&in, chunks[c], &want, &m);
+			ck_assert_uint_eq(m.lines_split, splits);
+			ck_assert_uint_eq(m.longest_line, MESSAGE_LINE_MAX);
+			ck_assert_uint_eq(m.longest_input_line, len);
+			ck_assert_uint_eq(m.nheaders, 2);
+			ck_assert_str_eq(m.headers[0].name, "X-Long");
+			ck_assert_str_eq(m.headers[0].value, value.p);
+			ck_assert_str_eq(m.headers[1].value, "a@b.example");
+			ck_assert_int_eq(m.header_end, m.size - 6);
+			ck_assert(!m.needs_separator);
+			message_free(&m);
+		}
+		free(in.p);
+		free(line.p);
+		free(want.p);
+		free(value.p);
+	}
+}
+END_TEST
+
+/* A Subject of words: folded before WSP only, so it unfolds to exactly
+ * the original text (RFC 5322 2.2.3). */
+START_TEST(test_header_long_subject_unfolds)
+{
+	for (size_t l = 1; l < 4; l++) {
+		size_t len = long_lengths[l];
+		struct text in = { 0 }, value = { 0 };
+		struct message m;
+		char err[256] = "", *got;
+
+		for (size_t i = 0; value.n < len - 9; i++) {
+			char word[16];
+			snprintf(word, sizeof word, "%sw%zu", i ? " " : "", i % 997);
+			text_str(&value, word);
+		}
+		text_str(&in, "Subject: ");
+		text_add(&in, value.p, value.n);
+		text_str(&in, "\n\nbody\n");
+		ck_assert_msg(spool_pipe(in.p, in.n, 0, false, &m, err,
+					 sizeof err) == 0, "%s", err);
+		ck_assert_uint_eq(m.nheaders, 1);
+		ck_assert_str_eq(m.headers[0].value, value.p);
+		ck_assert_uint_gt(m.lines_split, 0);
+		ck_assert_uint_eq(m.longest_input_line, 9 + value.n);
+		got = spool_contents(&m);
+		ck_assert_uint_le(max_line_length(got, (size_t)m.size),
+				  MESSAGE_LINE_MAX);
+		/* each fold is at the last WSP within the limit: the line
+		 * would not have fit up to the next one */
+		for (char *line = got; line < got + m.header_end - 2;) {
+			char *end = strstr(line, "\r\n");
+			char *next = end + 2;
+			char *sp = *next == ' ' ? strchr(next + 1, ' ') : NULL;
+			char *next_end = strstr(next, "\r\n");
+			if (sp && sp < next_end)
+				ck_assert_uint_gt((size_t)(end - line) +
+						  (size_t)(sp - next),
+						  MESSAGE_LINE_MAX);
+			line = next;
+		}
+		free(got);
+		message_free(&m);
+		free(in.p);
+		free(value.p);
+	}
+}
+END_TEST
+
+/* pre, then n times c, then post, in a new string */
+static char *rep(const char *pre, char c, size_t n, const char *post)
+{
+	size_t pl = strlen(pre), ql = strlen(post);
+	char *s = xmalloc(pl + n + ql + 1);
+
+	memcpy(s, pre, pl);
+	memset(s + pl, c, n);
+	memcpy(s + pl + n, post, ql + 1);
+	return s;
+}
+
+/* Spools in (a C string), compares with want, returns the message. */
+static void check_spool(char *in, char *want, struct message *m)
+{
+	struct text tin = { .p = in, .n = strlen(in) };
+	struct text twant = { .p = want, .n = strlen(want) };
+
+	assert_spooled_text(&tin, 0, &twant, m);
+	free(in);
+	free(want);
+}
+
+static void check_value(const struct message *m, size_t i, char *want)
+{
+	ck_assert_uint_gt(m->nheaders, i);
+	ck_assert_str_eq(m->headers[i].value, want);
+	free(want);
+}
+
+START_TEST(test_header_fold_position)
+{
+	struct message m;
+	char *w;
+
+	/* the WSP at index 998: the first line is exactly 998 octets */
+	check_spool(rep("Subject: ", 'a', 989, " tail\n\n"),
+		    rep("Subject: ", 'a', 989, "\r\n tail\r\n\r\n"), &m);
+	ck_assert_uint_eq(m.longest_line, 998);
+	ck_assert_uint_eq(m.lines_split, 1);
+	check_value(&m, 0, rep("", 'a', 989, " tail"));
+	message_free(&m);
+
+	/* the WSP at 999 is past the limit: the one after the colon is used */
+	check_spool(rep("Subject: ", 'a', 990, " tail\n\n"),
+		    rep("Subject:\r\n ", 'a', 990, " tail\r\n\r\n"), &m);
+	ck_assert_uint_eq(m.lines_split, 1);
+	check_value(&m, 0, rep("", 'a', 990, " tail"));
+	message_free(&m);
+
+	/* 998 octets: not split */
+	check_spool(rep("Subject: ", 'a', 989, "\n\n"),
+		    rep("Subject: ", 'a', 989, "\r\n\r\n"), &m);
+	ck_assert_uint_eq(m.lines_split, 0);
+	message_free(&m);
+
+	/* obsolete WSP before the colon (RFC 5322 4.5) is no fold point */
+	w = rep("Subject  :", 'a', 988, "\r\n ");
+	check_spool(rep("Subject  :", 'a', 1200, "\n\n"),
+		    rep(w, 'a', 212, "\r\n\r\n"), &m);
+	free(w);
+	w = rep("", 'a', 988, " ");
+	check_value(&m, 0, rep(w, 'a', 212, ""));
+	free(w);
+	message_free(&m);
+
+	/* a tab is WSP too; the continuation's own leading WSP is not a
+	 * fold point (the line before would be empty) */
+	w = rep("Subject:\r\n\t", 'a', 997, "\r\n ");
+	check_spool(rep("Subject:\t", 'a', 1000, "\n\n"),
+		    rep(w, 'a', 3, "\r\n\r\n"), &m);
+	free(w);
+	ck_assert_uint_eq(m.lines_split, 2);
+	message_free(&m);
+}
+END_TEST
+
+START_TEST(test_header_continuation_long)
+{
+	struct message m;
+	char *w = rep("X-A: b\r\n\t", 'c', 997, "\r\n ");
+
+	check_spool(rep("X-A: b\n\t", 'c', 1500, "\n\nbody\n"),
+		    rep(w, 'c', 503, "\r\n\r\nbody\r\n"), &m);
+	free(w);
+	ck_assert_uint_eq(m.nheaders, 1);
+	w = rep("b\t", 'c', 997, " ");
+	check_value(&m, 0, rep(w, 'c', 503, ""));
+	free(w);
+	ck_assert_uint_eq(m.lines_split, 1);
+	message_free(&m);
+
+	/* all of its leading WSP stays on the first line: a fold there
+	 * would leave a line of WSP only */
+	w = rep("X-A: b\r\n\t\t", 'c', 996, "\r\n ");
+	check_spool(rep("X-A: b\n\t\t", 'c', 1500, "\n\n"),
+		    rep(w, 'c', 504, "\r\n\r\n"), &m);
+	free(w);
+	message_free(&m);
+}
+END_TEST
+
+/* A line with no colon in its first 998 octets cannot be a field: it is
+ * body and split hard, as the parser will see it. */
+START_TEST(test_long_line_that_is_no_field)
+{
+	struct message m;
+	char *w = rep("", 'n', 998, "\r\n");
+
+	check_spool(rep("", 'n', 1200, ": v\nx\n"),
+		    rep(w, 'n', 202, ": v\r\nx\r\n"), &m);
+	free(w);
+	ck_assert_int_eq(m.header_end, 0);
+	ck_assert_uint_eq(m.nheaders, 0);
+	ck_assert(m.needs_separator);
+	message_free(&m);
+
+	w = rep("A: b\r\n", 'n', 998, "\r\n");
+	check_spool(rep("A: b\n", 'n', 1200, ": v\n\nz\n"),
+		    rep(w, 'n', 202, ": v\r\n\r\nz\r\n"), &m);
+	free(w);
+	ck_assert_int_eq(m.header_end, 6);
+	ck_assert_uint_eq(m.nheaders, 1);
+	ck_assert(m.needs_separator);
+	message_free(&m);
+
+	/* a colon at index 998 is one octet too far */
+	w = rep("", 'n', 998, "\r\n");
+	check_spool(rep("", 'n', 998, ": v\n"), rep(w, 'n', 0, ": v\r\n"), &m);
+	free(w);
+	ck_assert_uint_eq(m.nheaders, 0);
+	message_free(&m);
+}
+END_TEST
+
+/* Long header and body lines placed across the 64 KiB read boundaries:
+ * the result must not depend on where reads end. */
+static struct text boundary_input(size_t subject_at, bool wsp)
+{
+	struct text in = { 0 };
+	size_t body_at;
+
+	size_t gap;
+
+	while (in.n + 200 < subject_at)
+		text_str(&in, "X-Filler: 0123456789012345678901234567890123456"
+			      "789012345678901234567890123456789012345678\n");
+	/* one field of the exact length left: Subject starts at subject_at */
+	gap = subject_at - in.n;
+	text_str(&in, "X:");
+	text_pattern(&in, gap - 3, 'a');
+	text_str(&in, "\n");
+	ck_assert_uint_eq(in.n, subject_at);
+	text_str(&in, "Subject:");
+	while (in.n < subject_at + 3000) {
+		char c = (char)('a' + (char)(in.n % 26));
+		text_add(&in, wsp && in.n % 11 == 0 ? " " : &c, 1);
+	}
+	text_str(&in, "\n\n");
+	body_at = 2 * 65536 - 700;
+	while (in.n < body_at)
+		text_str(&in, "line\n");
+	text_pattern(&in, 200000, 'A');
+	text_str(&in, "\nlast\n");
+	return in;
+}
+
+START_TEST(test_long_lines_at_read_boundaries)
+{
+	static const size_t offsets[] = { 0, 1, 2, 997, 998, 999, 1000 };
+
+	for (int wsp = 0; wsp <= 1; wsp++) {
+		for (size_t o = 0; o < 7; o++) {
+			struct text in = boundary_input(65536 - offsets[o], wsp);
+			struct message a, b;
+			char err[256] = "", *ga, *gb;
+
+			ck_assert_msg(spool_file(in.p, in.n, false, &a, err,
+						 sizeof err) == 0, "%s", err);
+			ck_assert_msg(spool_pipe(in.p, in.n, 7, false, &b, err,
+						 sizeof err) == 0, "%s", err);
+			ga = spool_contents(&a);
+			gb = spool_contents(&b);
+			assert_bytes(ga, (size_t)a.size, gb, (size_t)b.size);
+			ck_assert_uint_le(max_line_length(ga, (size_t)a.size),
+					  MESSAGE_LINE_MAX);
+			ck_assert_ptr_nonnull(message_header_find(&a, "Subject"));
+			ck_assert_uint_eq(a.nheaders, b.nheaders);
+			ck_assert(!a.needs_separator);
+			ck_assert_uint_eq(a.lines_split, b.lines_split);
+			/* the 200000-octet body line: 200 splits */
+			ck_assert_uint_ge(a.lines_split, 200 + 3);
+			ck_assert_uint_eq(a.longest_input_line, 200000);
+			free(ga);
+			free(gb);
+			free(in.p);
+			message_free(&a);
+			message_free(&b);
+		}
+	}
+}
+END_TEST
+
+/* ---- NUL bytes (RFC 5321 2.3.8, RFC 5322 2.1) ---- */
+
+START_TEST(test_nul_removed)
+{
+	static const char in[] = "Sub\0ject: x\0y\n\nb\0\0ody\n\0";
+	struct message m;
+	char err[256] = "", *got;
+
+	ck_assert(spool_pipe(in, sizeof in - 1, 0, false, &m, err,
+			     sizeof err) == 0);
+	got = spool_contents(&m);
+	assert_bytes(got, (size_t)m.size, "Subject: xy\r\n\r\nbody\r\n\r\n", 23);
+	ck_assert(m.has_nul);
+	ck_assert_uint_eq(m.nul_removed, 5);
+	ck_assert_uint_eq(m.nheaders, 1);
+	ck_assert_str_eq(m.headers[0].name, "Subject");
+	ck_assert_str_eq(m.headers[0].value, "xy");
+	ck_assert_uint_eq(m.longest_line, 11);
+	ck_assert_uint_eq(m.longest_input_line, 13);	/* NULs counted */
+	free(got);
+	message_free(&m);
+
+	/* a line of NULs only becomes the empty separator line */
+	ck_assert(spool_pipe("A: b\n\0\0\nbody\n", 13, 0, false, &m, err,
+			     sizeof err) == 0);
+	ck_assert_int_eq(m.header_end, 8);
+	ck_assert(!m.needs_separator);
+	ck_assert_uint_eq(m.nul_removed, 2);
+	message_free(&m);
+
+	spool_str("no nul\n", false, &m);
+	ck_assert(!m.has_nul);
+	ck_assert_uint_eq(m.nul_removed, 0);
+	message_free(&m);
+}
+END_TEST
+
+/* NULs at and around the 64 KiB read boundary, and a long line of them:
+ * removed before the line is measured, so no split is needed. */
+START_TEST(test_nul_at_read_boundary)
+{
+	size_t len = 65536 + 3000;
+	char *in = xmalloc(len), *got;
+	struct message m;
+	char err[256] = "";
+	size_t nuls = 0;
+
+	fill_short_lines(in, len);
+	for (size_t i = 65534; i < 65536 + 1500; i++)
+		in[i] = '\0';
+	memcpy(in + len - 2, "\r\n", 2);
+	for (size_t i = 0; i < len; i++)
+		nuls += in[i] == '\0';
+	ck_assert_msg(spool_file(in, len, false, &m, err, sizeof err) == 0,
+		      "%s", err);
+	ck_assert_uint_eq(m.nul_removed, nuls);
+	ck_assert_int_eq(m.size, (off_t)(len - nuls));
+	ck_assert_uint_eq(m.lines_split, 0);
+	got = spool_contents(&m);
+	ck_assert_ptr_null(memchr(got, '\0', (size_t)m.size));
+	free(got);
+	free(in);
+	message_free(&m);
+}
+END_TEST
+
+/* ---- the empty line between header and body ---- */
+
+START_TEST(test_needs_separator)
+{
+	static const struct {
+		const char *in;
+		bool needs;
+		off_t header_end;
+	} cases[] = {
+		{ "A: b\n\nbody\n", false, 8 },
+		{ "A: b\nC: d\n", false, 12 },	/* header only, no body */
+		{ "", false, 0 },
+		{ "\nbody\n", false, 2 },
+		{ "hello\n", true, 0 },
+		{ " indented: x\n\n", true, 0 },
+		{ "A: b\nnot a field\n\nbody\n", true, 6 },
+		{ "A: b\n c\n:no name\n", true, 10 },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct message m;
+		spool_str(cases[i].in, false, &m);
+		ck_assert_msg(m.needs_separator == cases[i].needs,
+			      "case %zu", i);
+		ck_assert_int_eq(m.header_end, cases[i].header_end);
+		message_free(&m);
+	}
+}
+END_TEST
+
+START_TEST(test_emit_separator)
+{
+	struct emit_options o = {
+		.prepend = "Date: d\r\n", .remove = remove_bcc,
+	};
+
+	assert_emitted("hello world\n", &o, "Date: d\r\n\r\nhello world\r\n");
+	/* without it the indented line would continue the Date field */
+	assert_emitted(" indented\n", &o, "Date: d\r\n\r\n indented\r\n");
+	/* after the kept fields, Bcc removed before it */
+	assert_emitted("To: a@x\nBcc: b@x\nSubject: s\nplain text\nmore\n",
+		       &o, "Date: d\r\nTo: a@x\r\nSubject: s\r\n\r\n"
+			   "plain text\r\nmore\r\n");
+	/* a message that has its empty line gets no second one */
+	assert_emitted("To: a@x\n\nbody\n", &o,
+		       "Date: d\r\nTo: a@x\r\n\r\nbody\r\n");
+	assert_emitted("To: a@x\n", &o, "Date: d\r\nTo: a@x\r\n");
+	assert_emitted("hello\n", NULL, "\r\nhello\r\n");
+	o.dot_stuff = true;
+	assert_emitted(".dot\n", &o, "Date: d\r\n\r\n..dot\r\n");
+}
+END_TEST
+
+START_TEST(test_emit_empty_message)
+{
+	struct emit_options o = { .prepend = "Date: d\r\nFrom: f@x\r\n" };
+	struct message m;
+
+	spool_str("", false, &m);
+	ck_assert(!m.needs_separator);
+	ck_assert_int_eq(message_emit_size(&m, &o), 20);
+	message_free(&m);
+	assert_emitted("", &o, "Date: d\r\nFrom: f@x\r\n");
+	assert_emitted("", NULL, "");
+	/* input that is only a dropped From_ line is empty too */
+	assert_emitted("From x@y Mon Jan  1 00:00:00 2024\n", &o,
+		       "Date: d\r\nFrom: f@x\r\n");
+}
+END_TEST
+
+/* ---- replacing fields ---- */
+
+static void assert_replaced(const char *in, const char *const *replace,
+			    const struct emit_options *base, const char *want)
+{
+	struct emit_options o = { .replace = replace };
+
+	if (base) {
+		o = *base;
+		o.replace = replace;
+	}
+	assert_emitted(in, &o, want);
+}
+
+START_TEST(test_emit_replace)
+{
+	static const char in[] = "From: root\nTo: a,\n b\nSubject: s\n\nbody\n";
+	const char *none[3] = { NULL, NULL, NULL };
+	const char *mid[3] = { NULL, "To: a@x.example,\r\n b@x.example\r\n", NULL };
+	const char *ends[3] = { "From: root@x.example\r\n", NULL,
+				"Subject: t\r\n" };
+
+	assert_replaced(in, none, NULL,
+			"From: root\r\nTo: a,\r\n b\r\nSubject: s\r\n\r\nbody\r\n");
+	assert_replaced(in, mid, NULL,
+			"From: root\r\nTo: a@x.example,\r\n b@x.example\r\n"
+			"Subject: s\r\n\r\nbody\r\n");
+	assert_replaced(in, ends, NULL,
+			"From: root@x.example\r\nTo: a,\r\n b\r\n"
+			"Subject: t\r\n\r\nbody\r\n");
+}
+END_TEST
+
+START_TEST(test_emit_replace_with_other_options)
+{
+	static const char in[] = "Bcc: x\nTo: a\nCc: c\nbody line\n";
+	const char *rep3[3] = { "Bcc: replaced\r\n", "To: a@x\r\n", "Cc: c@x\r\n" };
+	struct emit_options o = {
+		.prepend = "Date: d\r\n", .remove = remove_bcc, .dot_stuff = true,
+	};
+
+	/* Bcc stays removed though replaced; separator after the fields */
+	assert_replaced(in, rep3, &o,
+			"Date: d\r\nTo: a@x\r\nCc: c@x\r\n\r\nbody line\r\n");
+	/* a replacement is dot-stuffed like the rest */
+	rep3[1] = ".To: odd\r\n";
+	o.remove = NULL;
+	assert_replaced("To: a\n\n.b\n", rep3 + 1, &o,
+			"Date: d\r\n..To: odd\r\n\r\n..b\r\n");
+}
+END_TEST
+
+/* Replacing fields in a large message still sends large blocks, and the
+ * size matches what is emitted. */
+START_TEST(test_emit_replace_big)
+{
+	size_t len;
+	char *in = make_body(1024 * 1024, &len);
+	const char *replace[3] = { "To: replaced@x.example\r\n", NULL,
+				   "Subject: a longer subject than before\r\n" };
+	struct emit_options o = { .remove = remove_bcc, .replace = replace };
+	struct message m;
+	struct capture *c;
+	char err[256] = "";
+	static const char head[] = "To: replaced@x.example\r\n"
+				   "Subject: a longer subject than before\r\n\r\n";
+
+	ck_assert_msg(spool_pipe(in, len, 0, false, &m, err, sizeof err) == 0,
+		      "%s", err);
+	ck_assert_uint_eq(m.nheaders, 3);
+	c = emit_capture(&m, &o);
+	ck_assert_int_eq(message_emit_size(&m, &o), (off_t)c->len);
+	ck_assert_int_eq(memcmp(c->data, head, sizeof head - 1), 0);
+	ck_assert_int_eq((off_t)(c->len - (sizeof head - 1)),
+			 m.size - m.header_end);
+	for (size_t i = 0; i + 1 < c->nblocks; i++)
+		ck_assert_uint_ge(c->blocks[i], 16384);
+	capture_free(c);
+	message_free(&m);
+	free(in);
+}
+END_TEST
+
+START_TEST(test_emit_size_with_replace_and_separator)
+{
+	struct message m;
+	const char *replace[2] = { "To: longer@x\r\n", NULL };
+	struct emit_options o = { .replace = replace, .remove = remove_bcc };
+
+	spool_str("To: a\nBcc: b\nno field\n", false, &m);
+	ck_assert(m.needs_separator);
+	/* +2 separator, To 7 -> 14, Bcc -8 */
+	ck_assert_int_eq(message_emit_size(&m, &o), m.size + 2 + 7 - 8);
+	ck_assert_int_eq(message_emit_size(&m, NULL), m.size + 2);
+	message_free(&m);
+}
+END_TEST
+
 /* ---- dot_stuff on its own ---- */
 
 START_TEST(test_dot_stuff_basic)
@@ -989,10 +1665,12 @@ static Suite *message_suite(void)
 	TCase *spool = tcase_create("spool");
 	TCase *hdr = tcase_create("header");
 	TCase *emit = tcase_create("emit");
+	TCase *lines = tcase_create("lines");
 
 	tcase_set_timeout(spool, 60);
 	tcase_set_timeout(hdr, 60);
 	tcase_set_timeout(emit, 60);
+	tcase_set_timeout(lines, 120);
 	tcase_add_test(spool, test_lf_becomes_crlf);
 	tcase_add_test(spool, test_crlf_stays);
 	tcase_add_test(spool, test_lone_cr_becomes_crlf);
@@ -1037,9 +1715,26 @@ static Suite *message_suite(void)
 	tcase_add_test(emit, test_five_megabytes_through_pipe);
 	tcase_add_test(emit, test_dot_stuff_basic);
 	tcase_add_test(emit, test_dot_stuff_split_calls);
+	tcase_add_test(lines, test_body_long_lines);
+	tcase_add_test(lines, test_header_long_lines_without_wsp);
+	tcase_add_test(lines, test_header_long_subject_unfolds);
+	tcase_add_test(lines, test_header_fold_position);
+	tcase_add_test(lines, test_header_continuation_long);
+	tcase_add_test(lines, test_long_line_that_is_no_field);
+	tcase_add_test(lines, test_long_lines_at_read_boundaries);
+	tcase_add_test(lines, test_nul_removed);
+	tcase_add_test(lines, test_nul_at_read_boundary);
+	tcase_add_test(hdr, test_needs_separator);
+	tcase_add_test(emit, test_emit_separator);
+	tcase_add_test(emit, test_emit_empty_message);
+	tcase_add_test(emit, test_emit_replace);
+	tcase_add_test(emit, test_emit_replace_with_other_options);
+	tcase_add_test(emit, test_emit_replace_big);
+	tcase_add_test(emit, test_emit_size_with_replace_and_separator);
 	suite_add_tcase(s, spool);
 	suite_add_tcase(s, hdr);
 	suite_add_tcase(s, emit);
+	suite_add_tcase(s, lines);
 	return s;
 }
 

@@ -227,7 +227,7 @@ START_TEST(pipelined_transaction_exact_bytes)
 				  .eightbitmime = true, .size = true };
 	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts, .nrcpts = 2,
 				     .body_8bit = true, .smtputf8 = false, .size = 40 };
-	struct emit_options emit = { "X-Added: 1\r\n", NULL, true };
+	struct emit_options emit = { .prepend = "X-Added: 1\r\n", .dot_stuff = true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\n.leading dot\n..two\nend\n");
 	/* The peer answers only once MAIL, both RCPTs and DATA arrived: a
@@ -262,7 +262,7 @@ START_TEST(pipelined_transaction_delivered)
 	struct smtp_caps caps = { .esmtp = true, .pipelining = true };
 	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts, .nrcpts = 2,
 				     .body_8bit = false, .smtputf8 = false, .size = 0 };
-	struct emit_options emit = { NULL, NULL, true };
+	struct emit_options emit = { .prepend = NULL, .dot_stuff = true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\nbody\n");
 	f.peer.script2 = "250 2.0.0 queued as X1\r\n";
@@ -284,7 +284,7 @@ START_TEST(all_recipients_refused_pipelined)
 	struct smtp_caps caps = { .esmtp = true, .pipelining = true };
 	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts, .nrcpts = 2,
 				     .body_8bit = false, .smtputf8 = false, .size = 0 };
-	struct emit_options emit = { NULL, NULL, true };
+	struct emit_options emit = { .prepend = NULL, .dot_stuff = true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\nbody\n");
 	start(&f, "250 ok\r\n550 5.1.1 a unknown\r\n450 4.2.0 b busy\r\n"
@@ -309,7 +309,7 @@ START_TEST(mail_refused_pipelined_keeps_sync)
 	struct smtp_caps caps = { .esmtp = true, .pipelining = true };
 	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts, .nrcpts = 2,
 				     .body_8bit = false, .smtputf8 = false, .size = 0 };
-	struct emit_options emit = { NULL, NULL, true };
+	struct emit_options emit = { .prepend = NULL, .dot_stuff = true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\nbody\n");
 	start(&f, "553 5.7.1 sender rejected\r\n503 5.5.1 need MAIL\r\n"
@@ -333,7 +333,7 @@ START_TEST(lockstep_without_pipelining)
 	struct smtp_caps caps = { .esmtp = true };
 	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts, .nrcpts = 1,
 				     .body_8bit = false, .smtputf8 = false, .size = 9 };
-	struct emit_options emit = { NULL, NULL, true };
+	struct emit_options emit = { .prepend = NULL, .dot_stuff = true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\nbody\n");
 	/* Without PIPELINING the peer sees MAIL alone first: a client that
@@ -356,7 +356,7 @@ START_TEST(dsn_parameters_when_offered)
 	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts,
 				     .nrcpts = 1, .dsn_notify = "SUCCESS,FAILURE",
 				     .dsn_ret = "HDRS", .dsn_envid = "id+1=x" };
-	struct emit_options emit = { NULL, NULL, true };
+	struct emit_options emit = { .prepend = NULL, .dot_stuff = true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\nbody\n");
 	f.peer.script2 = "250 ok\r\n";
@@ -379,7 +379,7 @@ START_TEST(dsn_dropped_when_not_offered)
 	struct smtp_caps caps = { .esmtp = true, .pipelining = true };
 	struct smtp_envelope env = { .sender = "me@example.org", .rcpts = two_rcpts,
 				     .nrcpts = 1, .dsn_notify = "NEVER" };
-	struct emit_options emit = { NULL, NULL, true };
+	struct emit_options emit = { .prepend = NULL, .dot_stuff = true };
 	struct smtp_transaction_result res;
 	spool_text(&f.msg, "Subject: t\n\nbody\n");
 	f.peer.script2 = "250 ok\r\n";
