@@ -194,6 +194,15 @@ else
 	not_ok "-N -R -V become NOTIFY/RET/ENVID when DSN is offered" "exit $rc: $(summary | grep command)"
 fi
 
+case_run "a non-ASCII address without SMTPUTF8 is refused before sending" \
+	'{"capabilities": ["PIPELINING", "8BITMIME", "STARTTLS", "AUTH PLAIN"]}' \
+	65 "does not offer SMTPUTF8" 0 "jörg@example.org"
+if summary | grep -q 'command MAIL'; then
+	not_ok "no MAIL for an address the server cannot take" "$(summary | grep MAIL)"
+else
+	ok "no MAIL for an address the server cannot take"
+fi
+
 case_run "a clean submission succeeds" '{}' 0 "" 1
 python3 "$FAULT" --dump "$work/record.jsonl" --message 0 --out "$work/got.eml" >/dev/null 2>&1
 if [ -f "$work/got.eml" ] && [ "$(tr -d '\r' < "$work/got.eml")" = "$(cat "$work/msg.eml")" ]; then
