@@ -57,7 +57,8 @@ struct keyword {
 
 static parse_fn parse_string, parse_required, parse_path, parse_trust_file,
 	parse_port, parse_bool, parse_fingerprint, parse_dh_bits, parse_auth,
-	parse_timeout, parse_syslog, parse_unsupported, parse_protocol;
+	parse_timeout, parse_syslog, parse_unsupported, parse_protocol,
+	parse_lifetime;
 
 #define FIELD(f) offsetof(struct account, f)
 #define UNSUPPORTED(name) { name, KIND_UNSUPPORTED, parse_unsupported, 0 }
@@ -86,6 +87,9 @@ static const struct keyword keywords[] = {
 	{ "timeout", KIND_INT, parse_timeout, FIELD(timeout) },
 	{ "logfile", KIND_STRING, parse_path, FIELD(logfile) },
 	{ "syslog", KIND_STRING, parse_syslog, FIELD(syslog) },
+	{ "queue", KIND_BOOL, parse_bool, FIELD(queue) },
+	{ "queue_dir", KIND_STRING, parse_path, FIELD(queue_dir) },
+	{ "queue_lifetime", KIND_INT, parse_lifetime, FIELD(queue_lifetime) },
 	{ "protocol", KIND_UNSUPPORTED, parse_protocol, 0 },
 	UNSUPPORTED("auto_from"),
 	UNSUPPORTED("proxy_host"),
@@ -264,6 +268,28 @@ static bool parse_timeout(const struct keyword *kw, const char *arg,
 		return false;
 	}
 	out->num = (int)n;
+	return true;
+}
+
+/* A duration: a number with an optional unit s, m, h or d (seconds by
+ * default), at most 365 days. */
+static bool parse_lifetime(const struct keyword *kw, const char *arg,
+			   union value *out, char *msg, size_t msglen)
+{
+	char shown[ECHO_MAX];
+	char *end;
+	long n = strtol(arg, &end, 10);
+	long unit = *end == 'd' ? 86400 : *end == 'h' ? 3600
+		  : *end == 'm' ? 60 : 1;
+	if (*end && strchr("smhd", *end))
+		end++;
+	if (!*arg || *end || n < 1 || n > 365L * 86400 / unit) {
+		format_into(msg, msglen, "%s: expected a duration such as 5d, 12h, "
+			    "30m or 3600 (at most 365d), not '%s'", kw->name,
+			    echo(shown, sizeof shown, arg));
+		return false;
+	}
+	out->num = (int)(n * unit);
 	return true;
 }
 
@@ -510,6 +536,7 @@ void account_init(struct account *acct)
 	acct->tls = true;
 	acct->tls_starttls = true;
 	acct->tls_certcheck = true;
+	acct->queue = true;
 	acct->auth = xstrdup("on");
 }
 

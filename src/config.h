@@ -38,6 +38,9 @@ struct account {
 	int timeout;            /* seconds; 0: the built-in defaults */
 	char *logfile;          /* NULL: no log file */
 	char *syslog;           /* NULL: off; "LOG_MAIL" style facility name */
+	bool queue;             /* default on: keep temporarily failed mail */
+	char *queue_dir;        /* NULL: the default queue directory */
+	int queue_lifetime;     /* seconds; 0: the default (5 days) */
 	unsigned long set;      /* bit i set: keyword table entry i was given */
 };
 

@@ -109,18 +109,18 @@ static int authenticate(struct smtp_session *s, const struct delivery *d,
 }
 
 /* Limits the server announced, checked before anything is sent. */
-static int check_limits(const struct smtp_session *s, const struct delivery *d,
-			struct outcome *o)
+static int check_limits(const struct smtp_session *s,
+			const struct smtp_envelope *env, struct outcome *o)
 {
 	if (s->caps.size && s->caps.size_max > 0 &&
-	    (uint64_t)d->env.size > s->caps.size_max) {
+	    (uint64_t)env->size > s->caps.size_max) {
 		outcome_set(o, STAGE_MAIL, FAIL_TOO_BIG, NULL,
 			    "the message has %jd bytes; the server accepts at most %ju "
-			    "(EHLO SIZE)", (intmax_t)d->env.size,
+			    "(EHLO SIZE)", (intmax_t)env->size,
 			    (uintmax_t)s->caps.size_max);
 		return -1;
 	}
-	if (d->env.smtputf8 && !s->caps.smtputf8) {
+	if (env->smtputf8 && !s->caps.smtputf8) {
 		outcome_set(o, STAGE_MAIL, FAIL_NEEDS_SMTPUTF8, NULL,
 			    "an address is not plain ASCII, and the server does not "
 			    "offer SMTPUTF8");
@@ -146,7 +146,7 @@ static int open_session(struct smtp_session *s, const struct delivery *d,
 		return -1;
 	if (wants_auth(a) && authenticate(s, d, o) < 0)
 		return -1;
-	return check_limits(s, d, o);
+	return 0;
 }
 
 static int connect_stream(const struct delivery *d, struct smtp_session *s,
@@ -181,11 +181,11 @@ static bool too_many(const struct rcpt_result *r)
 
 /* Send again to the recipients the server deferred for being too many,
  * until all got it or a round brings no progress. */
-static void send_remaining(struct smtp_session *s, const struct delivery *d,
-			   struct smtp_transaction_result *tx)
+static void send_remaining(struct smtp_session *s, struct delivery_item *it)
 {
+	struct smtp_transaction_result *tx = &it->res.tx;
 	for (;;) {
-		struct smtp_envelope env = d->env;
+		struct smtp_envelope env = it->env;
 		struct smtp_transaction_result more;
 		const char **rcpts = xcalloc(tx->nrcpts, sizeof *rcpts);
 		size_t *index = xcalloc(tx->nrcpts, sizeof *index);
@@ -198,7 +198,7 @@ static void send_remaining(struct smtp_session *s, const struct delivery *d,
 		env.rcpts = rcpts;
 		env.nrcpts = n;
 		if (n > 0)
-			(void)smtp_send_mail(s, &env, d->msg, &d->emit, &more);
+			(void)smtp_send_mail(s, &env, it->msg, &it->emit, &more);
 		for (size_t k = 0; n > 0 && k < n; k++) {
 			struct rcpt_result *r = &tx->rcpts[index[k]];
 			if (more.delivered && more.rcpts[k].accepted) {
@@ -222,39 +222,73 @@ static void send_remaining(struct smtp_session *s, const struct delivery *d,
 	}
 }
 
-static int transact(struct smtp_session *s, const struct delivery *d,
-		    struct delivery_result *res)
+/* One message on an open session; a failure is the item's alone unless
+ * the connection is gone (state FAILED). */
+static void transact(struct smtp_session *s, const struct delivery *d,
+		     struct delivery_item *it)
 {
+	struct delivery_result *res = &it->res;
 	int rc;
-	if (d->verify_only)
-		return smtp_verify(s, &d->env, &res->tx);
-	rc = smtp_send_mail(s, &d->env, d->msg, &d->emit, &res->tx);
-	if (rc == 0)
-		send_remaining(s, d, &res->tx);
-	return rc;
+	it->attempted = true;
+	if (s->state != SMTP_STATE_READY && smtp_rset(s, &res->outcome) < 0)
+		return;
+	if (d->verify_only) {
+		rc = smtp_verify(s, &it->env, &res->tx);
+	} else if (check_limits(s, &it->env, &res->outcome) < 0) {
+		return;
+	} else {
+		rc = smtp_send_mail(s, &it->env, it->msg, &it->emit, &res->tx);
+		if (rc == 0)
+			send_remaining(s, it);
+	}
+	if (rc < 0)
+		outcome_copy(&res->outcome, &res->tx.outcome);
 }
 
-int deliver(const struct delivery *d, struct delivery_result *res)
+int deliver_batch(const struct delivery *d, struct delivery_item *items,
+		  size_t n)
 {
 	struct smtp_session s;
-	int rc = -1;
-	memset(res, 0, sizeof *res);
+	struct outcome session = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		memset(&items[i].res, 0, sizeof items[i].res);
+		items[i].attempted = false;
+	}
 	if (!d->acct->host) {
-		outcome_set(&res->outcome, STAGE_CONFIG, FAIL_CONFIG, NULL,
+		outcome_set(&session, STAGE_CONFIG, FAIL_CONFIG, NULL,
 			    "the account \"%s\" names no host",
 			    d->acct->name ? d->acct->name : "default");
-		return -1;
+		memset(&s, 0, sizeof s);
+	} else if (connect_stream(d, &s, &session) == 0 &&
+		   open_session(&s, d, &session) == 0) {
+		for (size_t i = 0; i < n && s.state != SMTP_STATE_FAILED; i++)
+			transact(&s, d, &items[i]);
 	}
-	if (connect_stream(d, &s, &res->outcome) == 0 &&
-	    open_session(&s, d, &res->outcome) == 0) {
-		rc = transact(&s, d, res);
-		if (rc < 0)
-			outcome_copy(&res->outcome, &res->tx.outcome);
+	/* Whatever stopped the session is the outcome of the items it left
+	 * unsent; the first of them counts as attempted. */
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].attempted)
+			continue;
+		if (session.failure == FAIL_NONE)
+			outcome_set(&session, STAGE_CONNECT, FAIL_CLOSED, NULL,
+				    "the connection failed before this message "
+				    "was offered");
+		outcome_copy(&items[i].res.outcome, &session);
 	}
 	if (s.stream && s.state != SMTP_STATE_FAILED)
 		smtp_quit(&s);
 	stream_free(s.stream);
-	smtp_session_free(&s);
+	if (d->acct->host)
+		smtp_session_free(&s);
+	outcome_clear(&session);
+	return items[0].res.outcome.failure == FAIL_NONE ? 0 : -1;
+}
+
+int deliver(const struct delivery *d, struct delivery_result *res)
+{
+	struct delivery_item it = { .env = d->env, .msg = d->msg, .emit = d->emit };
+	int rc = deliver_batch(d, &it, 1);
+	*res = it.res;
 	return rc;
 }
 

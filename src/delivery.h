@@ -26,6 +26,15 @@ struct delivery_result {
 	struct smtp_transaction_result tx;
 };
 
+/* One message of a batch sent over one connection. */
+struct delivery_item {
+	struct smtp_envelope env;
+	const struct message *msg;
+	struct emit_options emit;
+	struct delivery_result res;
+	bool attempted;               /* its transaction was started */
+};
+
 /* The port used when the account names none. */
 int delivery_port(const struct account *acct);
 
@@ -35,6 +44,13 @@ int delivery_port(const struct account *acct);
  * message in further transactions on the same connection (RFC 5321
  * 4.5.3.1.10). With verify_only, res->tx holds each recipient's answer. */
 int deliver(const struct delivery *d, struct delivery_result *res);
+/* Every item over one connection (RSET between them where needed): what
+ * -q and the opportunistic flush use. An item not reached because the
+ * connection failed gets that failure as its outcome, with attempted
+ * false (it was never offered to the server). Returns as deliver() does
+ * for the first item. d->env, d->msg and d->emit are not used. */
+int deliver_batch(const struct delivery *d, struct delivery_item *items,
+		  size_t n);
 void delivery_result_free(struct delivery_result *res);
 
 #endif
