@@ -12,6 +12,7 @@ enum {
 	OPT_HELP = 256,
 	OPT_VERSION,
 	OPT_ACCOUNT,
+	OPT_NO_QUEUE,
 };
 
 /* sendmail's single-letter options; ':' marks an argument, which may be
@@ -24,13 +25,14 @@ static const struct option long_options[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "account", required_argument, NULL, OPT_ACCOUNT },
+	{ "no-queue", no_argument, NULL, OPT_NO_QUEUE },
 	{ NULL, 0, NULL, 0 },
 };
 
 const char *cli_usage(void)
 {
 	return "usage: postbote [-C file] [--account name] [-f sender] [-F name] "
-	       "[-t] [-i] [-v]\n"
+	       "[-t] [-i] [-v] [--no-queue]\n"
 	       "                [-N dsn] [-R full|hdrs] [-V envid] [-X logfile] "
 	       "[--] [recipient ...] < message\n"
 	       "       postbote -bs | -bv recipient ... | -bp | -q\n"
@@ -187,6 +189,7 @@ static int apply_option(struct cli *c, int opt, const char *arg, char *err,
 	case OPT_HELP: c->mode = MODE_HELP; return 0;
 	case OPT_VERSION: c->mode = MODE_VERSION; return 0;
 	case OPT_ACCOUNT: c->account = arg; return 0;
+	case OPT_NO_QUEUE: c->no_queue = true; return 0;
 	default: return -1;
 	}
 }

@@ -31,6 +31,7 @@ struct cli {
 	const char *dsn_ret;      /* -R: "FULL" or "HDRS" */
 	const char *dsn_envid;    /* -V */
 	const char *traffic_log;  /* -X file: append the SMTP dialogue */
+	bool no_queue;            /* --no-queue */
 	char *dsn_notify_buf;     /* normalised -N value */
 	struct strlist recipients;
 	struct strlist ignored;   /* MTA-only options we accepted and ignored */

@@ -261,8 +261,11 @@ int deliver_batch(const struct delivery *d, struct delivery_item *items,
 		memset(&s, 0, sizeof s);
 	} else if (connect_stream(d, &s, &session) == 0 &&
 		   open_session(&s, d, &session) == 0) {
-		for (size_t i = 0; i < n && s.state != SMTP_STATE_FAILED; i++)
+		for (size_t i = 0; i < n && s.state != SMTP_STATE_FAILED; i++) {
 			transact(&s, d, &items[i]);
+			if (d->item_done)
+				d->item_done(d->item_ctx, items, i);
+		}
 	}
 	/* Whatever stopped the session is the outcome of the items it left
 	 * unsent; the first of them counts as attempted. */

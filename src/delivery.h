@@ -9,6 +9,13 @@
 #include "smtp.h"
 #include "status.h"
 
+struct delivery_item;
+/* Called by deliver_batch right after each item's transaction, so that
+ * the caller can record the result at once (a crash later must not make
+ * a delivered queue entry look undelivered). */
+typedef void (*delivery_item_done_fn)(void *ctx, struct delivery_item *items,
+				      size_t index);
+
 struct delivery {
 	const struct account *acct;
 	const char *password;         /* NULL when none was found */
@@ -17,6 +24,8 @@ struct delivery {
 	const struct message *msg;
 	struct emit_options emit;
 	bool verify_only;             /* -bv: MAIL/RCPT/RSET, no message */
+	delivery_item_done_fn item_done; /* or NULL */
+	void *item_ctx;
 	smtp_trace_fn trace;
 	void *trace_ctx;
 };
@@ -33,7 +42,9 @@ struct delivery_item {
 	struct emit_options emit;
 	struct delivery_result res;
 	bool attempted;               /* its transaction was started */
+	bool settled;                 /* the caller is done with it */
 };
+
 
 /* The port used when the account names none. */
 int delivery_port(const struct account *acct);

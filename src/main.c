@@ -17,6 +17,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "envelope.h"
+#include "flush.h"
 #include "log.h"
 #include "message.h"
 #include "sasl.h"
@@ -179,7 +180,8 @@ static int build_envelope(const struct cli *cli, const struct account *acct,
 static void report_refused(const struct smtp_transaction_result *tx)
 {
 	for (size_t i = 0; i < tx->nrcpts; i++) {
-		if (tx->rcpts[i].accepted)
+		if (tx->rcpts[i].accepted ||
+		    tx->rcpts[i].outcome.failure == FAIL_NONE)
 			continue;
 		char *text = status_describe(&tx->rcpts[i].outcome);
 		fprintf(stderr, "postbote: recipient %s refused: %s\n",
@@ -322,26 +324,96 @@ static void smtpd_reply(const struct delivery_result *res, int status,
 		    o->detail);
 }
 
+static bool queueing(const struct cli *cli, const struct account *acct)
+{
+	return acct->queue && !cli->no_queue && cli->mode != MODE_VERIFY;
+}
+
+/* What the queue needs to know of this message besides its text. */
+static struct queue_entry queue_meta(const struct cli *cli,
+				     const struct account *acct,
+				     const struct message *msg,
+				     const struct envelope *env)
+{
+	return (struct queue_entry){
+		.account = acct->name, .sender = env->sender,
+		.dsn_notify = (char *)cli->dsn_notify,
+		.dsn_ret = (char *)cli->dsn_ret,
+		.dsn_envid = (char *)cli->dsn_envid,
+		.body_8bit = msg->eight_bit, .smtputf8 = env->smtputf8,
+		.lock_fd = -1,
+	};
+}
+
+/* The verdict on our own message: printed, or (after a temporary
+ * failure) kept in the queue with a one-line notice. */
+static int settle_main(const struct cli *cli, const struct account *acct,
+		       const struct message *msg, const struct envelope *env,
+		       const struct delivery_item *it, struct smtpd_result *reply)
+{
+	const struct delivery_result *res = &it->res;
+	struct queue_entry meta = queue_meta(cli, acct, msg, env);
+	char id[QUEUE_ID_MAX] = "";
+	bool whole_temporary = res->outcome.failure != FAIL_NONE &&
+			       outcome_is_temporary(&res->outcome);
+	int status;
+	if (whole_temporary && queueing(cli, acct) &&
+	    flush_keep(acct, it, &meta, &status, id)) {
+		if (res->tx.nrcpts > 0)
+			report_refused(&res->tx);
+	} else {
+		status = outcome_status(res, it->env.nrcpts > 0 &&
+				cli->mode == MODE_VERIFY, cli->verbose > 0);
+		if (!whole_temporary && res->outcome.failure == FAIL_NONE &&
+		    queueing(cli, acct))
+			(void)flush_keep(acct, it, &meta, &status, id);
+	}
+	if (cli->mode != MODE_VERIFY)
+		log_result(acct, env, msg, res, status);
+	if (reply && id[0] && res->outcome.failure != FAIL_NONE) {
+		reply->code = 250;
+		snprintf(reply->enhanced, sizeof reply->enhanced, "2.0.0");
+		format_into(reply->text, sizeof reply->text, "queued as %s after a "
+			    "temporary failure", id);
+	} else if (reply) {
+		smtpd_reply(res, status, reply);
+	}
+	return status;
+}
+
 static int submit(const struct cli *cli, const struct account *acct,
 		  const struct message *msg, const struct envelope *env,
 		  struct trace_sink *trace, struct smtpd_result *reply)
 {
 	char perr[256];
 	struct delivery d;
-	struct delivery_result res;
+	struct queue_entry *claimed = NULL;
+	size_t nclaimed = 0, k = 0;
+	struct delivery_item *items;
+	struct message *msgs;
+	struct flush_progress progress;
 	char *password = secret_password(acct, perr, sizeof perr);
 	int status;
 	setup_delivery(&d, cli, acct, msg, env, trace);
 	d.password = password;
 	d.password_error = perr[0] ? perr : NULL;
-	(void)deliver(&d, &res);
-	status = outcome_status(&res, d.verify_only, cli->verbose > 0);
-	if (!d.verify_only)
-		log_result(acct, env, msg, &res, status);
-	if (reply)
-		smtpd_reply(&res, status, reply);
+	/* Due queued mail for this account rides along on the connection. */
+	if (queueing(cli, acct))
+		flush_claim(acct, false, &claimed, &nclaimed);
+	items = xcalloc(nclaimed + 1, sizeof *items);
+	msgs = xcalloc(nclaimed + 1, sizeof *msgs);
+	items[0] = (struct delivery_item){ .env = d.env, .msg = msg, .emit = d.emit };
+	k = flush_load(acct, claimed, nclaimed, items + 1, msgs);
+	progress = (struct flush_progress){ acct, claimed, 1, cli->verbose > 0 };
+	d.item_done = flush_item_done;
+	d.item_ctx = &progress;
+	(void)deliver_batch(&d, items, k + 1);
+	status = settle_main(cli, acct, msg, env, &items[0], reply);
+	flush_settle(acct, claimed, items + 1, msgs, k, cli->verbose > 0);
+	delivery_result_free(&items[0].res);
+	free(items);
+	free(msgs);
 	free_secret(password);
-	delivery_result_free(&res);
 	return status;
 }
 
@@ -454,16 +526,27 @@ static int smtp_stdio(const struct cli *cli)
 	return status;
 }
 
-/* postbote keeps no queue of its own yet: every message is delivered or
- * refused while the caller waits, so there is never anything queued. */
+/* -bp and -q need the configuration only for the queue directory, the
+ * accounts and the log settings. */
 static int queue_mode(const struct cli *cli)
 {
-	if (cli->mode == MODE_LIST_QUEUE)
-		printf("Mail queue is empty\n");
-	else if (cli->verbose)
-		fprintf(stderr, "postbote: the mail queue is empty, nothing to "
-			"deliver\n");
-	return EX_OK;
+	struct config cfg = { 0 };
+	const struct account *acct = NULL;
+	struct aliases *aliases = NULL;
+	struct trace_sink trace;
+	int status = open_trace(cli, &trace);
+	if (status == EX_OK)
+		status = load_account(cli, &cfg, &acct, &aliases);
+	if (status == EX_OK && cli->mode == MODE_LIST_QUEUE)
+		status = flush_list(acct);
+	else if (status == EX_OK)
+		status = flush_run(&cfg, acct, trace.to_stderr || trace.file
+				   ? trace_line : NULL, &trace, cli->verbose > 0);
+	if (trace.file)
+		fclose(trace.file);
+	aliases_free(aliases);
+	config_free(&cfg);
+	return status;
 }
 
 int main(int argc, char **argv)

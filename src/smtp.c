@@ -752,6 +752,12 @@ static int envelope_pipelined(struct smtp_session *s,
 			    &res->outcome) < 0)
 		return -1;
 	if (mail_failure.failure != FAIL_NONE) {
+		/* The RCPT replies after a refused MAIL ("503 need MAIL")
+		 * say nothing about the recipients: forget them. */
+		for (size_t i = 0; i < res->nrcpts; i++) {
+			res->rcpts[i].accepted = false;
+			outcome_clear(&res->rcpts[i].outcome);
+		}
 		outcome_copy(&res->outcome, &mail_failure);
 		outcome_clear(&mail_failure);
 		res->naccepted = 0;

@@ -36,6 +36,8 @@ user tester
 password secret
 from a@example.org
 timeout 3
+queue_dir $work/queue
+queue off
 CONF
 	chmod 600 "$work/conf"
 }

@@ -18,6 +18,8 @@ tls on
 tls_trust_file $CA_FILE
 auth on
 timeout 30
+queue_dir $work/queue
+queue off
 
 account $1
 host localhost
@@ -230,6 +232,7 @@ port $SUBMISSION_PORT
 tls_trust_file $CA_FILE
 auth off
 from $SMTP_USER
+queue off
 CONF
 "$POSTBOTE" -C "$work/noauth.conf" -i someone@example.net < "$work/plain.eml" 2> "$work/na.err"
 rc=$?
