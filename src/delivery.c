@@ -245,6 +245,15 @@ static void transact(struct smtp_session *s, const struct delivery *d,
 		outcome_copy(&res->outcome, &res->tx.outcome);
 }
 
+/* The EHLO argument goes on the command line as it is. */
+static bool name_is_safe(const char *name)
+{
+	for (const char *p = name; p && *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
 int deliver_batch(const struct delivery *d, struct delivery_item *items,
 		  size_t n)
 {
@@ -254,11 +263,13 @@ int deliver_batch(const struct delivery *d, struct delivery_item *items,
 		memset(&items[i].res, 0, sizeof items[i].res);
 		items[i].attempted = false;
 	}
-	if (!d->acct->host) {
+	memset(&s, 0, sizeof s);
+	if (!d->acct->host || !name_is_safe(d->acct->domain)) {
 		outcome_set(&session, STAGE_CONFIG, FAIL_CONFIG, NULL,
-			    "the account \"%s\" names no host",
+			    !d->acct->host ? "the account \"%s\" names no host"
+			    : "the account \"%s\" has a domain (EHLO name) with "
+			      "spaces or control characters",
 			    d->acct->name ? d->acct->name : "default");
-		memset(&s, 0, sizeof s);
 	} else if (connect_stream(d, &s, &session) == 0 &&
 		   open_session(&s, d, &session) == 0) {
 		for (size_t i = 0; i < n && s.state != SMTP_STATE_FAILED; i++) {
@@ -281,8 +292,7 @@ int deliver_batch(const struct delivery *d, struct delivery_item *items,
 	if (s.stream && s.state != SMTP_STATE_FAILED)
 		smtp_quit(&s);
 	stream_free(s.stream);
-	if (d->acct->host)
-		smtp_session_free(&s);
+	smtp_session_free(&s);
 	outcome_clear(&session);
 	return items[0].res.outcome.failure == FAIL_NONE ? 0 : -1;
 }

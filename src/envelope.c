@@ -262,8 +262,16 @@ static void qualify_headers(const struct envelope_input *in,
 int envelope_build(const struct envelope_input *in, struct envelope *env,
 		   struct outcome *o)
 {
+	char why[160];
 	memset(env, 0, sizeof *env);
 	env->sender = default_sender(in);
+	/* -f is checked by cli; the config's "from" and the login name are
+	 * checked here, so nothing can inject a command (CR, LF, NUL). */
+	if (!address_is_safe_for_envelope(env->sender, why, sizeof why)) {
+		outcome_set(o, STAGE_CONFIG, FAIL_CONFIG, NULL,
+			    "invalid sender address \"%s\": %s", env->sender, why);
+		goto fail;
+	}
 	env->smtputf8 = address_is_8bit(env->sender);
 	for (size_t i = 0; i < in->cli->recipients.n; i++)
 		if (add_recipient(in, env, in->cli->recipients.v[i], o) < 0)

@@ -17,11 +17,13 @@ printf 'From: a@example.org\nTo: b@example.org\nSubject: fault test\nDate: Sun, 
 server_pid=
 start_fault() { # SCRIPT_JSON [extra faultserver args...]
 	local script=$1
+	local auth=(--user tester --password secret)
+	[ -n "${NOAUTH:-}" ] && auth=()
 	shift
 	printf '%s\n' "$script" > "$work/script.json"
 	rm -f "$work/port" "$work/record.jsonl"
 	python3 "$FAULT" --port-file "$work/port" --script "$work/script.json" \
-		--record "$work/record.jsonl" --user tester --password secret \
+		--record "$work/record.jsonl" "${auth[@]}" \
 		--cert "$work/certs/server.pem" --key "$work/certs/server-key.pem" "$@" &
 	server_pid=$!
 	for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
@@ -203,6 +205,39 @@ if summary | grep -q 'command MAIL'; then
 	not_ok "no MAIL for an address the server cannot take" "$(summary | grep MAIL)"
 else
 	ok "no MAIL for an address the server cannot take"
+fi
+
+# EHLO refused by an old server: HELO when neither TLS nor AUTH is needed.
+NOAUTH=1 start_fault '{"ehlo": {"reply": "502 5.5.1 EHLO not implemented"}}' --tls none
+cat > "$work/plain.conf" <<CONF
+account plain
+host localhost
+port $port
+tls off
+auth off
+from a@example.org
+timeout 3
+queue off
+CONF
+"$POSTBOTE" -C "$work/plain.conf" -i b@example.org < "$work/msg.eml" 2> "$work/helo.err"
+rc=$?
+stop_fault
+if [ $rc -eq 0 ] && summary | grep -q 'command HELO ' && [ "$(delivered_count)" -eq 1 ]; then
+	ok "EHLO refused: HELO fallback when no TLS or AUTH is needed"
+else
+	not_ok "EHLO refused: HELO fallback" "exit $rc: $(cat "$work/helo.err")"
+fi
+
+# CR/LF in config values never reach the wire.
+start_fault '{}'
+printf 'from a@example.org\rRCPT TO:<evil@example.org>\n' >> "$work/conf"
+"$POSTBOTE" -C "$work/conf" -i b@example.org < "$work/msg.eml" 2> "$work/inj.err"
+rc=$?
+stop_fault
+if [ $rc -eq 78 ] && ! summary | grep -q 'evil@'; then
+	ok "a CR in the config's from cannot inject a command (exit 78)"
+else
+	not_ok "a CR in the config's from cannot inject a command" "exit $rc: $(cat "$work/inj.err")"
 fi
 
 case_run "a clean submission succeeds" '{}' 0 "" 1

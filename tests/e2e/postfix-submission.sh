@@ -210,6 +210,24 @@ sleep 1
 if [ -z "$(mail_files)" ]; then ok "nothing delivered after a certificate failure"
 else not_ok "nothing delivered after a certificate failure" "mail arrived"; fi
 
+# A certificate from a CA we do not trust.
+write_config untrusted "$UNTRUSTED_PORT" on
+assert_exit 69 "certificate from an untrusted CA is refused" \
+	"$POSTBOTE" -C "$work/untrusted.conf" -i someone@example.net < "$work/plain.eml" 2> "$work/ut.err"
+assert_contains "untrusted CA error names the problem" "$work/ut.err" "issuer is unknown"
+# ... unless it is pinned by its SHA-256 fingerprint.
+fp=$(certtool --certificate-info --infile "$CERT_DIR/untrusted.pem" 2>/dev/null |
+	sed -n '/Fingerprint:/,/Public Key ID/{s/^[[:space:]]*sha256://p}' | head -n1 |
+	sed 's/../&:/g; s/:$//' | tr a-f A-F)
+sed -i "s|^tls_trust_file .*|tls_fingerprint $fp|" "$work/untrusted.conf"
+clear_mail
+if "$POSTBOTE" -C "$work/untrusted.conf" -i someone@example.net < "$work/plain.eml" 2> "$work/fp.err" &&
+	wait_for_mail 1; then
+	ok "tls_fingerprint pins a certificate instead of the CA check"
+else
+	not_ok "tls_fingerprint pins a certificate" "fingerprint $fp: $(cat "$work/fp.err")"
+fi
+
 # Connection refused and an unknown host.
 assert_exit 75 "connection refused is temporary (75)" \
 	"$POSTBOTE" -C "$work/refused.conf" -i someone@example.net < "$work/plain.eml" 2> "$work/ref.err"
