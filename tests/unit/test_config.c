@@ -1232,6 +1232,42 @@ START_TEST(test_load_long_line)
 }
 END_TEST
 
+START_TEST(test_queue_keywords)
+{
+	parse_ok("account a\nhost h\n"
+		 "account b\nhost h\nqueue off\nqueue_dir /var/tmp/q\n"
+		 "queue_lifetime 2d\n"
+		 "account c\nhost h\nqueue_lifetime 90m\n"
+		 "account d\nhost h\nqueue_lifetime 3600\n");
+	ck_assert(cfg.accounts[0].queue);
+	ck_assert_ptr_null(cfg.accounts[0].queue_dir);
+	ck_assert_int_eq(cfg.accounts[0].queue_lifetime, 0);
+	ck_assert(!cfg.accounts[1].queue);
+	ck_assert_str_eq(cfg.accounts[1].queue_dir, "/var/tmp/q");
+	ck_assert_int_eq(cfg.accounts[1].queue_lifetime, 2 * 86400);
+	ck_assert_int_eq(cfg.accounts[2].queue_lifetime, 90 * 60);
+	ck_assert_int_eq(cfg.accounts[3].queue_lifetime, 3600);
+}
+END_TEST
+
+static void fails_starting(const char *text, const char *prefix)
+{
+	ck_assert_int_eq(parse(text), -1);
+	ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "got: %s", err);
+}
+
+START_TEST(test_queue_lifetime_errors)
+{
+	fails_starting("account a\nqueue_lifetime 5x\n",
+		       "t.rc:2: queue_lifetime: expected a duration");
+	fails_starting("account a\nqueue_lifetime 0\n",
+		       "t.rc:2: queue_lifetime: expected a duration");
+	fails_starting("account a\nqueue_lifetime 400d\n",
+		       "t.rc:2: queue_lifetime: expected a duration");
+	fails_starting("account a\nqueue maybe\n", "t.rc:2:");
+}
+END_TEST
+
 START_TEST(test_load_empty_file)
 {
 	char *path = write_file("rc", "", 0, 0644);
@@ -1335,6 +1371,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_load_nul_byte);
 	tcase_add_test(tc, test_load_long_line);
 	tcase_add_test(tc, test_load_empty_file);
+	tcase_add_test(tc, test_queue_keywords);
+	tcase_add_test(tc, test_queue_lifetime_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }
