@@ -34,21 +34,6 @@ static bool is_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
-static int write_full(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Reads exactly n bytes at off; a file shorter than the message says is a
  * read error too (EIO), never a silently short message. */
 static int pread_full(int fd, char *p, size_t n, off_t off)
@@ -164,7 +149,7 @@ static int spool_flush(struct spooler *s)
 {
 	if (s->outlen == 0)
 		return 0;
-	if (write_full(s->fd, s->out, s->outlen) != 0)
+	if (write_all(s->fd, s->out, s->outlen) != 0)
 		return -1;
 	s->msg->size += (off_t)s->outlen;
 	s->outlen = 0;
@@ -594,37 +579,6 @@ static int spool_copy(int in_fd, const struct spool_options *opt,
 	free(s.out);
 	return rc;
 }
-
-/* mkstemp and unlink at once: the data lives exactly as long as the
- * descriptor, so nothing is left behind however we end. */
-static int spool_create(const char *dir, char *err, size_t errlen)
-{
-	char *path;
-	int fd;
-
-	if (!dir || !*dir)
-		dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	path = xasprintf("%s/postbote.XXXXXX", dir);
-	fd = mkstemp(path);
-	if (fd < 0) {
-		format_into(err, errlen, "cannot create a spool file in %s: %s",
-			    dir, strerror(errno));
-		free(path);
-		return -1;
-	}
-	if (unlink(path) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
-		format_into(err, errlen, "cannot set up spool file %s: %s",
-			    path, strerror(errno));
-		close(fd);
-		free(path);
-		return -1;
-	}
-	free(path);
-	return fd;
-}
-
 /* ---- the header block (RFC 5322 2.2, 3.5), read back from the spool ---- */
 
 struct header_reader {
@@ -814,7 +768,8 @@ int message_spool(int in_fd, const struct spool_options *opt,
 		  struct message *msg, char *err, size_t errlen)
 {
 	memset(msg, 0, sizeof *msg);
-	msg->fd = spool_create(opt ? opt->tmpdir : NULL, err, errlen);
+	msg->fd = temp_file_unlinked(opt ? opt->tmpdir : NULL, "postbote", err,
+				     errlen);
 	if (msg->fd < 0)
 		return -1;
 	if (spool_copy(in_fd, opt, msg, err, errlen) != 0 ||

@@ -28,21 +28,6 @@
 
 /* ---- small file helpers ---- */
 
-static int write_full(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* "DIR/ID.env", "DIR/tmp/ID.msg", ...: sub is a subdirectory or NULL. */
 static char *entry_path(const char *dir, const char *sub, const char *id,
 			const char *ext)
@@ -843,7 +828,7 @@ static int file_sink_write(void *ctx, const void *data, size_t len)
 {
 	struct file_sink *s = ctx;
 
-	if (write_full(s->fd, data, len) != 0)
+	if (write_all(s->fd, data, len) != 0)
 		return -1;
 	s->written += (off_t)len;
 	return 0;
@@ -898,7 +883,7 @@ static int write_envelope(const char *path, int fd, struct queue_entry *e,
 
 	if (!text)
 		return -1;
-	if (write_full(fd, text, len) != 0 || fsync(fd) != 0) {
+	if (write_all(fd, text, len) != 0 || fsync(fd) != 0) {
 		format_into(err, errlen, "cannot write queue file %s: %s",
 			    path, strerror(errno));
 		rc = -1;
@@ -1275,7 +1260,7 @@ static int copy_fd(int from, int to)
 	while ((r = read(from, buf, COPY_BLOCK)) != 0) {
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0 || write_full(to, buf, (size_t)r) != 0)
+		if (r < 0 || write_all(to, buf, (size_t)r) != 0)
 			break;
 	}
 	free(buf);
@@ -1295,7 +1280,7 @@ static int spool_behind_from_line(int fd, const struct spool_options *opt,
 	int rc = -1;
 
 	if (tmp < 0 || unlink(path) != 0 ||
-	    write_full(tmp, from_line, sizeof from_line - 1) != 0 ||
+	    write_all(tmp, from_line, sizeof from_line - 1) != 0 ||
 	    copy_fd(fd, tmp) != 0 || lseek(tmp, 0, SEEK_SET) != 0) {
 		format_into(err, errlen, "cannot copy the queued message to "
 			    "%s: %s", path, strerror(errno));

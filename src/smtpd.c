@@ -404,33 +404,6 @@ static enum pipe_status read_text(struct smtpd *d, struct text_reader *r)
 	}
 	return st;
 }
-
-/* mkostemp and unlink at once: the text lives exactly as long as the
- * descriptor, whatever happens to the session. */
-static int text_file_create(const char *dir, char *err, size_t errlen)
-{
-	char *path;
-	int fd;
-
-	if (!dir || !*dir)
-		dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	path = xasprintf("%s/postbote-bs.XXXXXX", dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd < 0)
-		format_into(err, errlen, "cannot create a spool file in %s: %s",
-			    dir, strerror(errno));
-	else if (unlink(path) != 0) {
-		format_into(err, errlen, "cannot unlink spool file %s: %s",
-			    path, strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	free(path);
-	return fd;
-}
-
 /* ------------------------------------------------------- delivery */
 
 /* RFC 5321 4.2: the first digit 2..5 (we answer the dot with 2, 4 or 5),
@@ -550,7 +523,7 @@ static enum session_step receive_text(struct smtpd *d)
 	char err[256];
 	enum pipe_status st;
 
-	r.fd = text_file_create(d->opt->tmpdir, err, sizeof err);
+	r.fd = temp_file_unlinked(d->opt->tmpdir, "postbote-bs", err, sizeof err);
 	if (r.fd < 0) {
 		reply(d, "451 4.3.0 %s", err);
 		return STEP_NEXT;

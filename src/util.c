@@ -1,10 +1,13 @@
 #include "autoconf.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 static void out_of_memory(void)
 {
@@ -177,4 +180,44 @@ int ascii_ncasecmp(const char *a, const char *b, size_t n)
 int ascii_casecmp(const char *a, const char *b)
 {
 	return ascii_ncasecmp(a, b, (size_t)-1);
+}
+
+int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int temp_file_unlinked(const char *dir, const char *prefix, char *err,
+		       size_t errlen)
+{
+	char *path;
+	int fd;
+	if (!dir || !*dir)
+		dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	path = xasprintf("%s/%s.XXXXXX", dir, prefix);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0) {
+		format_into(err, errlen, "cannot create a spool file in %s: %s",
+			    dir, strerror(errno));
+	} else if (unlink(path) != 0) {
+		format_into(err, errlen, "cannot unlink spool file %s: %s", path,
+			    strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	free(path);
+	return fd;
 }

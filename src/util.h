@@ -42,6 +42,15 @@ bool strlist_add_unique(struct strlist *l, const char *s);
 bool strlist_contains(const struct strlist *l, const char *s);
 void strlist_free(struct strlist *l);
 
+/* write(2) until all of p is written (EINTR retried): 0, or -1 (errno). */
+int write_all(int fd, const void *p, size_t n);
+
+/* A new temporary file in dir (else $TMPDIR, else /tmp) named
+ * PREFIX.XXXXXX, unlinked at once and close-on-exec: the data lives exactly
+ * as long as the descriptor, however the program ends. -1 with err. */
+int temp_file_unlinked(const char *dir, const char *prefix, char *err,
+		       size_t errlen);
+
 /* ASCII case-insensitive comparison, independent of locale. */
 int ascii_casecmp(const char *a, const char *b);
 int ascii_ncasecmp(const char *a, const char *b, size_t n);

@@ -115,7 +115,7 @@ static void *server_main(void *arg)
 	return NULL;
 }
 
-static void write_all(int fd, const char *p, size_t n)
+static void feed_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -168,7 +168,7 @@ static void send_input(const struct run *r, int fd, const char *input)
 	size_t len = strlen(input);
 
 	if (!r->chunk) {
-		write_all(fd, input, len);
+		feed_all(fd, input, len);
 		return;
 	}
 	for (size_t off = 0; off < len; off += r->chunk) {
@@ -391,14 +391,14 @@ START_TEST(pipelined_replies_flushed_before_waiting)
 	s.out_fd = out[1];
 	ck_assert_int_eq(pthread_create(&t, NULL, server_main, &s), 0);
 	expect(out[0], buf, sizeof buf, &len, GREETING);
-	write_all(in[1], group, strlen(group));
+	feed_all(in[1], group, strlen(group));
 	expect(out[0], buf, sizeof buf, &len, DATA_GO);
 	ck_assert_str_eq(buf, GREETING EHLO_REPLY "250 2.1.0 sender ok\r\n"
 			 "250 2.1.5 recipient ok\r\n250 2.1.5 recipient ok\r\n"
 			 DATA_GO);
-	write_all(in[1], "text\r\n.\r\n", 9);
+	feed_all(in[1], "text\r\n.\r\n", 9);
 	expect(out[0], buf, sizeof buf, &len, "queued as 1\r\n");
-	write_all(in[1], "QUIT\r\n", 6);
+	feed_all(in[1], "QUIT\r\n", 6);
 	expect(out[0], buf, sizeof buf, &len, BYE);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(s.rc, 0);
@@ -685,7 +685,7 @@ START_TEST(nul_byte_in_command)
 	s.in_fd = in[0];
 	s.out_fd = out[1];
 	ck_assert_int_eq(pthread_create(&t, NULL, server_main, &s), 0);
-	write_all(in[1], input, sizeof input - 1);
+	feed_all(in[1], input, sizeof input - 1);
 	close(in[1]);
 	output = read_to_end(out[0]);
 	pthread_join(t, NULL);
@@ -1024,7 +1024,7 @@ START_TEST(write_error_returns_minus_one)
 
 	ck_assert_int_eq(pipe(in), 0);
 	ck_assert_int_eq(pipe(out), 0);
-	write_all(in[1], "EHLO c\r\n", 8);
+	feed_all(in[1], "EHLO c\r\n", 8);
 	close(in[1]);
 	close(out[0]);	/* nobody reads: EPIPE (SIGPIPE is ignored) */
 	ck_assert_int_eq(smtpd_run(in[0], out[1], &opt), -1);
@@ -1142,7 +1142,7 @@ static size_t send_big_text(int fd, struct big_check *c, size_t baseline)
 		len += big_line(c->lines, true, block + len);
 		if (len < 64 * 1024)
 			continue;
-		write_all(fd, block, len);
+		feed_all(fd, block, len);
 		sent += len;
 		len = 0;
 		if (!measured && sent >= 4 * 1024 * 1024) {
@@ -1151,7 +1151,7 @@ static size_t send_big_text(int fd, struct big_check *c, size_t baseline)
 			measured = true;
 		}
 	}
-	write_all(fd, block, len);
+	feed_all(fd, block, len);
 	free(block);
 	ck_assert(measured);
 	return growth;
@@ -1178,9 +1178,9 @@ START_TEST(five_megabytes_constant_memory)
 	s.out_fd = out[1];
 	baseline = heap_in_use();
 	ck_assert_int_eq(pthread_create(&t, NULL, server_main, &s), 0);
-	write_all(in[1], start, strlen(start));
+	feed_all(in[1], start, strlen(start));
 	growth = send_big_text(in[1], &c, baseline);
-	write_all(in[1], ".\r\nQUIT\r\n", 9);
+	feed_all(in[1], ".\r\nQUIT\r\n", 9);
 	close(in[1]);
 	output = read_to_end(out[0]);
 	pthread_join(t, NULL);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -63,6 +64,27 @@ START_TEST(ascii_compare)
 }
 END_TEST
 
+START_TEST(temp_file_is_unlinked_and_writable)
+{
+	char err[256] = "";
+	char dir[] = "/tmp/postbote-util.XXXXXX";
+	char buf[8];
+	int fd;
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	fd = temp_file_unlinked(dir, "x", err, sizeof err);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_all(fd, "hello", 5), 0);
+	ck_assert_int_eq(pread(fd, buf, 5, 0), 5);
+	ck_assert(memcmp(buf, "hello", 5) == 0);
+	/* unlinked: the directory is empty and can be removed */
+	ck_assert_int_eq(rmdir(dir), 0);
+	close(fd);
+	ck_assert_int_eq(temp_file_unlinked("/nonexistent/dir", "x", err,
+					    sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/dir"));
+}
+END_TEST
+
 static Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
@@ -72,6 +94,7 @@ static Suite *util_suite(void)
 	tcase_add_test(t, format_into_marks_truncation);
 	tcase_add_test(t, strlist_unique_case_insensitive);
 	tcase_add_test(t, ascii_compare);
+	tcase_add_test(t, temp_file_is_unlinked_and_writable);
 	suite_add_tcase(s, t);
 	return s;
 }
