@@ -31,28 +31,51 @@
 
 static const char *const remove_always[] = { "Bcc", "Resent-Bcc", NULL };
 
-/* Where the SMTP dialogue goes: stderr with -v, a file with -X. */
+/* Where the SMTP dialogue goes: stderr with -v, a file with -X. Each line
+ * gets the time since the start; the first server line after one of ours
+ * also the round-trip time, which is what a slow server costs. */
 struct trace_sink {
 	bool to_stderr;
+	bool colour;        /* only on a terminal */
 	FILE *file;
+	int64_t start_ms;
+	int64_t sent_ms;    /* when our last line went out, 0 once answered */
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void trace_line(void *ctx, enum trace_dir dir, const char *text)
 {
 	static const char *const prefix[] = { "<-- ", "--> ", "*** " };
+	static const char *const colours[] = { "\033[36m", "\033[32m", "\033[33m" };
 	struct trace_sink *t = ctx;
-	char shown[1024];
+	char shown[1024], rtt[32] = "";
+	int64_t now = now_ms();
+	long elapsed = (long)(now - t->start_ms);
 	make_visible(shown, sizeof shown, text, strlen(text));
+	if (dir == TRACE_CLIENT && !t->sent_ms)
+		t->sent_ms = now;
+	if (dir == TRACE_SERVER && t->sent_ms) {
+		snprintf(rtt, sizeof rtt, "  (%ld ms)", (long)(now - t->sent_ms));
+		t->sent_ms = 0;
+	}
 	if (t->to_stderr)
-		fprintf(stderr, "%s%s\n", prefix[dir], shown);
+		fprintf(stderr, "[%3ld.%03ld] %s%s%s%s%s\n", elapsed / 1000,
+			elapsed % 1000, t->colour ? colours[dir] : "", prefix[dir],
+			shown, t->colour ? "\033[0m" : "", rtt);
 	if (t->file) {
 		char stamp[32];
-		time_t now = time(NULL);
+		time_t wall = time(NULL);
 		struct tm tm;
-		localtime_r(&now, &tm);
+		localtime_r(&wall, &tm);
 		strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-		fprintf(t->file, "%s [%ld] %s%s\n", stamp, (long)getpid(),
-			prefix[dir], shown);
+		fprintf(t->file, "%s [%ld] %s%s%s\n", stamp, (long)getpid(),
+			prefix[dir], shown, rtt);
 		fflush(t->file);
 	}
 }
@@ -60,7 +83,10 @@ static void trace_line(void *ctx, enum trace_dir dir, const char *text)
 static int open_trace(const struct cli *cli, struct trace_sink *t)
 {
 	t->to_stderr = cli->verbose > 0;
+	t->colour = t->to_stderr && isatty(STDERR_FILENO) && !getenv("NO_COLOR");
 	t->file = NULL;
+	t->start_ms = now_ms();
+	t->sent_ms = 0;
 	if (!cli->traffic_log)
 		return EX_OK;
 	t->file = fopen(cli->traffic_log, "ae");

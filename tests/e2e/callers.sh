@@ -672,13 +672,13 @@ fi
 case_start "mutt -v"
 submit "$m" "$SENDMAIL" -v "${mutt_args[@]}"
 cp "$E2E_TMP/err" "$E2E_TMP/mutt-v.err"
-if grep -qE '^--> MAIL FROM:<alice@example\.org>.* RET=HDRS( |$)' "$E2E_TMP/mutt-v.err"; then
+if grep -qE '^(\[ *[0-9]+\.[0-9]+\] )?--> MAIL FROM:<alice@example\.org>.* RET=HDRS( |$)' "$E2E_TMP/mutt-v.err"; then
 	ok "$CASE: RET=HDRS on MAIL"
 else
 	not_ok "$CASE: RET=HDRS on MAIL" "$(grep -- '-->' "$E2E_TMP/mutt-v.err" | head -n 12)"
 fi
 for r in one two; do
-	if grep -qE "^--> RCPT TO:<$r@example\\.net>.* NOTIFY=SUCCESS,FAILURE( |\$)" "$E2E_TMP/mutt-v.err"; then
+	if grep -qE "^(\\[ *[0-9]+\\.[0-9]+\\] )?--> RCPT TO:<$r@example\\.net>.* NOTIFY=SUCCESS,FAILURE( |\$)" "$E2E_TMP/mutt-v.err"; then
 		ok "$CASE: NOTIFY=SUCCESS,FAILURE on RCPT $r@example.net"
 	else
 		not_ok "$CASE: NOTIFY=SUCCESS,FAILURE on RCPT $r@example.net" "$(grep -- '-->' "$E2E_TMP/mutt-v.err" | head -n 12)"

@@ -153,10 +153,12 @@ b64=$(printf '\0%s\0%s' "$SMTP_USER" "$SMTP_PASSWORD" | base64 -w0)
 if grep -q -- '--> AUTH SCRAM-SHA-256 <credentials redacted>' "$work/v.err" &&
 	grep -q -- '<-- 235' "$work/v.err" && grep -q -- '--> MAIL FROM:' "$work/v.err" &&
 	grep -q 'TLS established' "$work/v.err" &&
+	grep -qE '^\[ *[0-9]+\.[0-9]{3}\] <-- 235 .*\([0-9]+ ms\)$' "$work/v.err" &&
+	! grep -q "$(printf '\033')" "$work/v.err" &&
 	! grep -qF -- "$SMTP_PASSWORD" "$work/v.err" && ! grep -qF -- "$b64" "$work/v.err"; then
-	ok "-v transcript with AUTH redacted"
+	ok "-v transcript with times, round trips, AUTH redacted, no colour off a terminal"
 else
-	not_ok "-v transcript with AUTH redacted" "$(cat "$work/v.err")"
+	not_ok "-v transcript with times, round trips, AUTH redacted, no colour off a terminal" "$(cat "$work/v.err")"
 fi
 
 # Every mechanism Dovecot offers, forced with "auth MECH".
