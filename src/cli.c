@@ -13,19 +13,22 @@ enum {
 	OPT_VERSION,
 	OPT_ACCOUNT,
 	OPT_NO_QUEUE,
+	OPT_PRETEND,
 };
 
 /* sendmail's single-letter options; ':' marks an argument, which may be
  * attached (-fuser) or separate (-f user); "q::" an optional attached one.
  * '+': options end at the first recipient, as in sendmail. */
 static const char short_options[] =
-	"+A:B:C:F:GL:N:O:R:UV:X:b:f:h:imno:q::r:tv";
+	"+A:B:C:F:GL:N:O:R:SUV:X:b:f:h:imno:q::r:tv";
 
 static const struct option long_options[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "account", required_argument, NULL, OPT_ACCOUNT },
 	{ "no-queue", no_argument, NULL, OPT_NO_QUEUE },
+	{ "pretend", no_argument, NULL, OPT_PRETEND },
+	{ "serverinfo", no_argument, NULL, 'S' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -36,6 +39,7 @@ const char *cli_usage(void)
 	       "                [-N dsn] [-R full|hdrs] [-V envid] [-X logfile] "
 	       "[--] [recipient ...] < message\n"
 	       "       postbote -bs | -bv recipient ... | -bp | -q\n"
+	       "       postbote --serverinfo | --pretend ...\n"
 	       "       postbote --help | --version\n";
 }
 
@@ -190,6 +194,8 @@ static int apply_option(struct cli *c, int opt, const char *arg, char *err,
 	case OPT_VERSION: c->mode = MODE_VERSION; return 0;
 	case OPT_ACCOUNT: c->account = arg; return 0;
 	case OPT_NO_QUEUE: c->no_queue = true; return 0;
+	case OPT_PRETEND: c->pretend = true; return 0;
+	case 'S': c->mode = MODE_SERVERINFO; return 0;
 	default: return -1;
 	}
 }

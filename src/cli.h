@@ -14,6 +14,7 @@ enum cli_mode {
 	MODE_SMTP_STDIO,  /* -bs: speak SMTP on stdin/stdout */
 	MODE_VERIFY,      /* -bv: check recipients, send nothing */
 	MODE_NEWALIASES,  /* -bi, or called as newaliases: nothing to build */
+	MODE_SERVERINFO,  /* --serverinfo / -S */
 	MODE_HELP,
 	MODE_VERSION,
 };
@@ -32,6 +33,7 @@ struct cli {
 	const char *dsn_envid;    /* -V */
 	const char *traffic_log;  /* -X file: append the SMTP dialogue */
 	bool no_queue;            /* --no-queue */
+	bool pretend;             /* --pretend: show, send nothing */
 	char *dsn_notify_buf;     /* normalised -N value */
 	struct strlist recipients;
 	struct strlist ignored;   /* MTA-only options we accepted and ignored */

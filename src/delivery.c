@@ -310,3 +310,77 @@ void delivery_result_free(struct delivery_result *res)
 	outcome_clear(&res->outcome);
 	smtp_transaction_result_free(&res->tx);
 }
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+/* STARTTLS (or implicit TLS) with report_only: the handshake finishes
+ * whatever the certificate, and the report says whether it verified. */
+static int serverinfo_tls(struct smtp_session *s, const struct account *a,
+			  struct serverinfo *si, bool implicit)
+{
+	struct tls_options tls;
+	tls_options_from(a, &tls);
+	tls.report_only = true;
+	if (implicit ? smtp_implicit_tls(s, &tls, &si->outcome) < 0
+		     : smtp_starttls(s, &tls, &si->outcome) < 0)
+		return -1;
+	si->tls_report = tls_peer_report(stream_tls(s->stream), a->host);
+	return 0;
+}
+
+static void serverinfo_session(struct smtp_session *s, const struct account *a,
+			       struct serverinfo *si)
+{
+	bool implicit = a->tls && !a->tls_starttls;
+	if (implicit && serverinfo_tls(s, a, si, true) < 0)
+		return;
+	if (smtp_greeting(s, &si->outcome) < 0)
+		return;
+	si->greeting = dup_or_null(s->greeting);
+	if (smtp_ehlo(s, true, &si->outcome) < 0)
+		return;
+	if (implicit) {
+		si->ehlo_tls = dup_or_null(s->caps.raw);
+		return;
+	}
+	si->ehlo_plain = dup_or_null(s->caps.raw);
+	/* Ask for TLS whenever it is offered, even with "tls off": the point
+	 * is to show what the server can do. */
+	if (!s->caps.starttls)
+		return;
+	if (serverinfo_tls(s, a, si, false) == 0)
+		si->ehlo_tls = dup_or_null(s->caps.raw);
+}
+
+int delivery_serverinfo(const struct delivery *d, struct serverinfo *si)
+{
+	struct smtp_session s;
+	memset(si, 0, sizeof *si);
+	memset(&s, 0, sizeof s);
+	si->port = delivery_port(d->acct);
+	if (!d->acct->host) {
+		outcome_set(&si->outcome, STAGE_CONFIG, FAIL_CONFIG, NULL,
+			    "the account names no host");
+		return -1;
+	}
+	if (connect_stream(d, &s, &si->outcome) == 0)
+		serverinfo_session(&s, d->acct, si);
+	if (s.stream && s.state != SMTP_STATE_FAILED)
+		smtp_quit(&s);
+	stream_free(s.stream);
+	smtp_session_free(&s);
+	return si->outcome.failure == FAIL_NONE ? 0 : -1;
+}
+
+void serverinfo_free(struct serverinfo *si)
+{
+	free(si->greeting);
+	free(si->ehlo_plain);
+	free(si->ehlo_tls);
+	free(si->tls_report);
+	outcome_clear(&si->outcome);
+	memset(si, 0, sizeof *si);
+}

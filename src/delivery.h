@@ -64,4 +64,18 @@ int deliver_batch(const struct delivery *d, struct delivery_item *items,
 		  size_t n);
 void delivery_result_free(struct delivery_result *res);
 
+/* What --serverinfo shows: everything the server offers, sending nothing
+ * (no AUTH, no MAIL). Fields are NULL when that step was not reached. */
+struct serverinfo {
+	int port;
+	char *greeting;
+	char *ehlo_plain;     /* EHLO reply before STARTTLS (or the only one) */
+	char *ehlo_tls;       /* EHLO reply under TLS */
+	char *tls_report;     /* tls_peer_report() */
+	struct outcome outcome; /* why it stopped early, or FAIL_NONE */
+};
+
+int delivery_serverinfo(const struct delivery *d, struct serverinfo *si);
+void serverinfo_free(struct serverinfo *si);
+
 #endif

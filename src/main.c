@@ -2,6 +2,7 @@
  * status; everything below it returns results. */
 #include "autoconf.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <pwd.h>
 #include <signal.h>
@@ -115,8 +116,9 @@ static int usage_error(const char *msg)
 static int print_version(void)
 {
 	char *mechs = sasl_available_mechanisms();
-	printf("postbote %s\nGnuTLS %s, libgsasl %s\nSASL mechanisms: %s\n",
-	       PACKAGE_VERSION, tls_library_version(), sasl_library_version(),
+	printf("postbote %s\nGnuTLS %s, libgsasl %s, libcurl %s\n"
+	       "SASL mechanisms: %s\n", PACKAGE_VERSION, tls_library_version(),
+	       sasl_library_version(), curl_version_info(CURLVERSION_NOW)->version,
 	       mechs);
 	free(mechs);
 	return EX_OK;
@@ -443,6 +445,66 @@ static int submit(const struct cli *cli, const struct account *acct,
 	return status;
 }
 
+/* --pretend: what would be sent, marked; nothing is sent. */
+static void print_field(const struct message *msg, size_t i, const char *mark)
+{
+	const struct header_field *h = &msg->headers[i];
+	char *raw = xmalloc(h->length + 1);
+	ssize_t n = pread(msg->fd, raw, h->length, h->offset);
+	raw[n > 0 ? n : 0] = '\0';
+	for (char *line = strtok(raw, "\r\n"); line; line = strtok(NULL, "\r\n"))
+		printf("%-12s %s\n", mark, line);
+	free(raw);
+}
+
+static bool is_removed(const char *name)
+{
+	for (const char *const *r = remove_always; *r; r++)
+		if (ascii_casecmp(name, *r) == 0)
+			return true;
+	return false;
+}
+
+static int pretend(const struct cli *cli, const struct account *acct,
+		   const struct message *msg, const struct envelope *env)
+{
+	const char *forced = ascii_casecmp(acct->auth, "on") == 0 ? NULL : acct->auth;
+	printf("account:     %s (%s port %d, %s)\n",
+	       acct->name ? acct->name : "default", acct->host ? acct->host : "?",
+	       delivery_port(acct), !acct->tls ? "no TLS"
+	       : acct->tls_starttls ? "STARTTLS" : "implicit TLS");
+	printf("auth:        %s\n", ascii_casecmp(acct->auth, "off") == 0 ? "off"
+	       : !acct->user ? "none (no user set)"
+	       : forced ? forced
+	       : "the strongest the server offers of SCRAM-SHA-256-PLUS, "
+		 "SCRAM-SHA-1-PLUS, SCRAM-SHA-256, SCRAM-SHA-1, PLAIN, LOGIN, "
+		 "CRAM-MD5, DIGEST-MD5");
+	printf("sender:      <%s>\n", env->sender);
+	for (size_t i = 0; i < env->rcpts.n; i++)
+		printf("recipient:   <%s>\n", env->rcpts.v[i]);
+	printf("\n");
+	for (const char *p = env->prepend; p && *p;) {
+		const char *nl = strstr(p, "\r\n");
+		printf("%-12s %.*s\n", "(added)", (int)(nl ? nl - p : (long)strlen(p)), p);
+		p = nl ? nl + 2 : NULL;
+	}
+	for (size_t i = 0; i < msg->nheaders; i++) {
+		if (is_removed(msg->headers[i].name))
+			print_field(msg, i, "(removed)");
+		else if (env->replace && env->replace[i])
+			printf("%-12s %.*s\n", "(rewritten)",
+			       (int)strcspn(env->replace[i], "\r\n"), env->replace[i]);
+		else
+			print_field(msg, i, "");
+	}
+	printf("\n(message text: %jd bytes as sent; nothing was sent)\n",
+	       (intmax_t)message_emit_size(msg, &(struct emit_options){
+		       .prepend = env->prepend, .remove = remove_always,
+		       .replace = (const char *const *)env->replace }));
+	(void)cli;
+	return EX_OK;
+}
+
 static int spool(const struct cli *cli, struct message *msg)
 {
 	char err[256];
@@ -470,7 +532,9 @@ static int run(const struct cli *cli)
 		status = spool(cli, &msg);
 	if (status == EX_OK)
 		status = build_envelope(cli, acct, aliases, &msg, &env);
-	if (status == EX_OK)
+	if (status == EX_OK && cli->pretend)
+		status = pretend(cli, acct, &msg, &env);
+	else if (status == EX_OK)
 		status = submit(cli, acct, &msg, &env, &trace, NULL);
 	if (trace.file)
 		fclose(trace.file);
@@ -552,6 +616,78 @@ static int smtp_stdio(const struct cli *cli)
 	return status;
 }
 
+static void print_block(const char *title, const char *text)
+{
+	const char *p = text;
+	printf("%s\n", title);
+	while (p && *p) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		char *line = xmalloc(4 * n + 4);
+		make_visible(line, 4 * n + 4, p, n);
+		printf("  %s\n", line);
+		free(line);
+		p = nl ? nl + 1 : NULL;
+	}
+}
+
+static void print_caps_summary(const char *label, const char *raw)
+{
+	struct smtp_reply r = { .text = (char *)raw };
+	struct smtp_caps c = { 0 };
+	char size[48] = "no size limit";
+	if (!raw)
+		return;
+	smtp_caps_parse(&c, &r);
+	if (c.size && c.size_max)
+		snprintf(size, sizeof size, "size limit %ju bytes",
+			 (uintmax_t)c.size_max);
+	printf("%s: AUTH %s; %s;%s%s%s%s%s\n", label, c.auth ? c.auth : "(none)",
+	       size, c.pipelining ? " PIPELINING" : "", c.starttls ? " STARTTLS" : "",
+	       c.eightbitmime ? " 8BITMIME" : "", c.smtputf8 ? " SMTPUTF8" : "",
+	       c.dsn ? " DSN" : "");
+	smtp_caps_free(&c);
+}
+
+/* --serverinfo: what the server offers; nothing is sent. */
+static int serverinfo(const struct cli *cli)
+{
+	struct config cfg = { 0 };
+	const struct account *acct = NULL;
+	struct aliases *aliases = NULL;
+	struct trace_sink trace;
+	struct serverinfo si;
+	struct delivery d = { 0 };
+	int status = open_trace(cli, &trace);
+	if (status == EX_OK)
+		status = load_account(cli, &cfg, &acct, &aliases);
+	if (status == EX_OK) {
+		d.acct = acct;
+		d.trace = trace.to_stderr || trace.file ? trace_line : NULL;
+		d.trace_ctx = &trace;
+		(void)delivery_serverinfo(&d, &si);
+		printf("server %s port %d (account %s)\n", acct->host ? acct->host : "?",
+		       si.port, acct->name ? acct->name : "default");
+		if (si.greeting)
+			print_block("greeting:", si.greeting);
+		if (si.ehlo_plain)
+			print_block("EHLO before TLS:", si.ehlo_plain);
+		if (si.tls_report)
+			printf("TLS:\n%s", si.tls_report);
+		if (si.ehlo_tls)
+			print_block("EHLO under TLS:", si.ehlo_tls);
+		print_caps_summary("offered before TLS", si.ehlo_plain);
+		print_caps_summary("offered under TLS", si.ehlo_tls);
+		status = si.outcome.failure == FAIL_NONE ? EX_OK : fail_with(&si.outcome);
+		serverinfo_free(&si);
+	}
+	if (trace.file)
+		fclose(trace.file);
+	aliases_free(aliases);
+	config_free(&cfg);
+	return status;
+}
+
 /* -bp and -q need the configuration only for the queue directory, the
  * accounts and the log settings. */
 static int queue_mode(const struct cli *cli)
@@ -593,6 +729,9 @@ int main(int argc, char **argv)
 	case MODE_LIST_QUEUE:
 	case MODE_FLUSH_QUEUE:
 		status = queue_mode(&cli);
+		break;
+	case MODE_SERVERINFO:
+		status = serverinfo(&cli);
 		break;
 	case MODE_SMTP_STDIO:
 		status = smtp_stdio(&cli);

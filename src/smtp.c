@@ -176,6 +176,7 @@ void smtp_caps_parse(struct smtp_caps *caps, const struct smtp_reply *ehlo)
 	const char *nl = strchr(p, '\n');
 	smtp_caps_free(caps);
 	caps->esmtp = true;
+	caps->raw = xstrdup(p);
 	caps->domain = xstrndup(p, nl ? (size_t)(nl - p) : strlen(p));
 	while (nl) {
 		const char *start = nl + 1;
@@ -191,6 +192,7 @@ void smtp_caps_free(struct smtp_caps *caps)
 {
 	free(caps->auth);
 	free(caps->domain);
+	free(caps->raw);
 	memset(caps, 0, sizeof *caps);
 }
 
@@ -215,7 +217,9 @@ void smtp_session_free(struct smtp_session *s)
 {
 	smtp_caps_free(&s->caps);
 	free(s->helo_name);
+	free(s->greeting);
 	s->helo_name = NULL;
+	s->greeting = NULL;
 }
 
 static void trace(struct smtp_session *s, enum trace_dir dir, const char *text)
@@ -360,6 +364,8 @@ int smtp_greeting(struct smtp_session *s, struct outcome *o)
 		smtp_set_state(s, SMTP_STATE_FAILED);
 		return -1;
 	}
+	free(s->greeting);
+	s->greeting = xstrdup(r.text ? r.text : "");
 	smtp_reply_free(&r);
 	return 0;
 }

@@ -64,6 +64,7 @@ struct smtp_caps {
 	char *auth;             /* offered mechanisms, upper case, space
 				 * separated, or NULL */
 	char *domain;           /* the server's name from the first line */
+	char *raw;              /* the whole EHLO reply text */
 };
 
 enum trace_dir { TRACE_SERVER, TRACE_CLIENT, TRACE_INFO };
@@ -83,6 +84,7 @@ struct smtp_session {
 	smtp_trace_fn trace;
 	void *trace_ctx;
 	char *helo_name;
+	char *greeting;         /* the server's 220 text */
 };
 
 /* --- pure parsers (unit tested) --- */

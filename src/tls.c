@@ -6,9 +6,11 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -23,6 +25,7 @@ struct tls_session {
 	char *host;
 	char *fingerprint;
 	bool verify;
+	bool report_only;
 };
 
 const char *tls_library_version(void)
@@ -46,7 +49,7 @@ static int load_credentials(struct tls_session *t, const struct tls_options *opt
 		set_failure(err, TLS_FAIL_SETUP, "allocating TLS credentials", ret);
 		return -1;
 	}
-	if (opt->certcheck && !opt->fingerprint) {
+	if ((opt->certcheck || opt->report_only) && !opt->fingerprint) {
 		/* The trust store is loaded only when a handshake needs it. */
 		if (opt->trust_file)
 			ret = gnutls_certificate_set_x509_trust_file(
@@ -124,7 +127,8 @@ struct tls_session *tls_session_new(int fd, const struct tls_options *opt,
 	struct tls_session *t = xcalloc(1, sizeof *t);
 	t->host = xstrdup(opt->host);
 	t->fingerprint = opt->fingerprint ? xstrdup(opt->fingerprint) : NULL;
-	t->verify = opt->certcheck && !opt->fingerprint;
+	t->verify = opt->certcheck && !opt->fingerprint && !opt->report_only;
+	t->report_only = opt->report_only;
 	err->kind = TLS_FAIL_NONE;
 	err->detail[0] = '\0';
 	if (load_credentials(t, opt, err) < 0 ||
@@ -190,7 +194,7 @@ int tls_check_pin(struct tls_session *t, struct tls_failure *err)
 {
 	unsigned char digest[SHA256_LEN];
 	char got[3 * SHA256_LEN + 1];
-	if (!t->fingerprint)
+	if (!t->fingerprint || t->report_only)
 		return 0;
 	if (peer_sha256(t, digest) < 0) {
 		err->kind = TLS_FAIL_VERIFY;
@@ -287,5 +291,101 @@ char *tls_channel_binding_b64(struct tls_session *t, bool *is_exporter)
 	gnutls_free(cb.data);
 	gnutls_free(b64.data);
 	*is_exporter = tls13;
+	return out;
+}
+
+static void append(char **out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void append(char **out, const char *fmt, ...)
+{
+	va_list ap;
+	char *piece, *joined;
+	va_start(ap, fmt);
+	if (vasprintf(&piece, fmt, ap) < 0)
+		piece = NULL;
+	va_end(ap);
+	joined = xasprintf("%s%s", *out ? *out : "", piece ? piece : "");
+	free(piece);
+	free(*out);
+	*out = joined;
+}
+
+static void format_time(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+static void report_cert(char **out, const gnutls_datum_t *der, unsigned i)
+{
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t dn = { NULL, 0 };
+	unsigned char digest[SHA256_LEN];
+	char fp[3 * SHA256_LEN + 1], from[40], until[40];
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return;
+	if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0) {
+		gnutls_x509_crt_deinit(crt);
+		return;
+	}
+	append(out, "  certificate %u:\n", i);
+	if (gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0) {
+		append(out, "    subject:  %s\n", (const char *)dn.data);
+		gnutls_free(dn.data);
+	}
+	if (gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0) == 0) {
+		append(out, "    issuer:   %s\n", (const char *)dn.data);
+		gnutls_free(dn.data);
+	}
+	format_time(gnutls_x509_crt_get_activation_time(crt), from, sizeof from);
+	format_time(gnutls_x509_crt_get_expiration_time(crt), until, sizeof until);
+	append(out, "    valid:    %s to %s\n", from, until);
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, der->data, der->size, digest) == 0) {
+		format_fingerprint(digest, fp);
+		append(out, "    SHA-256:  %s\n", fp);
+	}
+	gnutls_x509_crt_deinit(crt);
+}
+
+static void report_verification(char **out, struct tls_session *t,
+				const char *host)
+{
+	unsigned status = 0;
+	gnutls_datum_t text = { NULL, 0 };
+	if (t->fingerprint) {
+		struct tls_failure f = { TLS_FAIL_NONE, "" };
+		bool was = t->report_only;
+		t->report_only = false;
+		append(out, "  pinned fingerprint: %s\n",
+		       tls_check_pin(t, &f) == 0 ? "matches" : f.detail);
+		t->report_only = was;
+		return;
+	}
+	if (gnutls_certificate_verify_peers3(t->session, host, &status) < 0) {
+		append(out, "  verification: not possible\n");
+		return;
+	}
+	if (status == 0) {
+		append(out, "  verification: OK for %s\n", host);
+		return;
+	}
+	gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
+						     &text, 0);
+	append(out, "  verification: FAILED for %s: %s\n", host,
+	       text.data ? (const char *)text.data : "");
+	gnutls_free(text.data);
+}
+
+char *tls_peer_report(struct tls_session *t, const char *host)
+{
+	char *out = NULL, desc[256];
+	unsigned n = 0;
+	const gnutls_datum_t *certs = gnutls_certificate_get_peers(t->session, &n);
+	tls_describe(t, desc, sizeof desc);
+	append(&out, "  protocol: %s\n", desc);
+	for (unsigned i = 0; certs && i < n; i++)
+		report_cert(&out, &certs[i], i);
+	report_verification(&out, t, host);
 	return out;
 }

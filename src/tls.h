@@ -16,6 +16,9 @@ struct tls_options {
 	const char *priorities;    /* NULL: TLS 1.2 and 1.3, GnuTLS NORMAL */
 	int min_dh_prime_bits;     /* 0: GnuTLS default */
 	bool certcheck;            /* false: no verification at all */
+	bool report_only;          /* --serverinfo: load the trust store and
+				    * finish the handshake whatever the
+				    * certificate; tls_peer_report says */
 };
 
 enum tls_failure_kind {
@@ -61,6 +64,11 @@ void tls_describe(struct tls_session *t, char *buf, size_t size);
 /* Channel binding data (RFC 5929 tls-unique for TLS 1.2, RFC 9266
  * tls-exporter for TLS 1.3); base64 in a new string, or NULL. */
 char *tls_channel_binding_b64(struct tls_session *t, bool *is_exporter);
+
+/* Several lines for --serverinfo: protocol and cipher, each certificate
+ * of the chain (subject, issuer, validity, SHA-256 fingerprint) and
+ * whether it verified for host (or matches the pin). New string. */
+char *tls_peer_report(struct tls_session *t, const char *host);
 
 /* Versions for --version. */
 const char *tls_library_version(void);
