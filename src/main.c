@@ -238,7 +238,7 @@ static int partial_status(const struct smtp_transaction_result *tx,
 
 static void log_result(const struct account *acct, const struct envelope *env,
 		       const struct message *msg, const struct delivery_result *res,
-		       int status)
+		       int status, const char *queue_id)
 {
 	char *rcpts = xstrdup("");
 	char *line;
@@ -248,9 +248,10 @@ static void log_result(const struct account *acct, const struct envelope *env,
 		rcpts = next;
 	}
 	line = xasprintf("host=%s account=%s from=%s recipients=%s size=%jd "
-			 "status=%d reply=%s", acct->host ? acct->host : "-",
+			 "status=%d%s%s reply=%s", acct->host ? acct->host : "-",
 			 acct->name ? acct->name : "-", env->sender, rcpts,
-			 (intmax_t)msg->size, status,
+			 (intmax_t)msg->size, status, queue_id[0] ? " queued=" : "",
+			 queue_id,
 			 res->tx.queue_reply ? res->tx.queue_reply
 			 : res->outcome.text ? res->outcome.text
 			 : res->outcome.detail[0] ? res->outcome.detail : "-");
@@ -397,7 +398,7 @@ static int settle_main(const struct cli *cli, const struct account *acct,
 			(void)flush_keep(acct, it, &meta, &status, id);
 	}
 	if (cli->mode != MODE_VERIFY)
-		log_result(acct, env, msg, res, status);
+		log_result(acct, env, msg, res, status, id);
 	if (reply && id[0] && res->outcome.failure != FAIL_NONE) {
 		reply->code = 250;
 		snprintf(reply->enhanced, sizeof reply->enhanced, "2.0.0");

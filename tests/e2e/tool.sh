@@ -84,6 +84,29 @@ else
 	not_ok "--serverinfo and --pretend sent nothing" "$(mail_files)"
 fi
 
+# logfile: one line per message, nothing secret.
+cp "$work/sub.conf" "$work/log.conf"
+printf 'logfile %s\nsyslog off\n' "$work/postbote.log" >> "$work/log.conf"
+clear_mail
+printf 'Subject: logged\n\nbody\n' | "$POSTBOTE" -C "$work/log.conf" -i one@example.net two@example.net
+wait_for_mail 2
+if [ "$(wc -l < "$work/postbote.log")" -eq 1 ] &&
+	grep -qE "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}[+-][0-9]{4} host=localhost account=sub from=$SMTP_USER recipients=one@example.net,two@example.net size=[0-9]+ status=0 reply=.*queued as" "$work/postbote.log" &&
+	! grep -qF "$SMTP_PASSWORD" "$work/postbote.log" && [ "$(stat -c %a "$work/postbote.log")" = 600 ]; then
+	ok "logfile: one line per message with time, account, sender, recipients, size, reply"
+else
+	not_ok "logfile: one line per message" "$(cat "$work/postbote.log")"
+fi
+sed 's/^port .*/port 1/; s/^queue off/queue on/' "$work/log.conf" > "$work/log2.conf"
+printf 'queue_dir %s/q\n' "$work" >> "$work/log2.conf"
+chmod 600 "$work/log2.conf"
+printf 'Subject: q\n\nbody\n' | "$POSTBOTE" -C "$work/log2.conf" -i one@example.net 2> /dev/null
+if grep -q 'status=0 queued=[0-9A-Za-z.-]* reply=.*cannot connect' "$work/postbote.log"; then
+	ok "logfile: a queued message is logged with its queue id"
+else
+	not_ok "logfile: a queued message is logged with its queue id" "$(cat "$work/postbote.log")"
+fi
+
 "$POSTBOTE" --version > "$work/v.out"
 if grep -q '^postbote [0-9]' "$work/v.out" && grep -q 'GnuTLS [0-9]' "$work/v.out" &&
 	grep -q 'libgsasl [0-9]' "$work/v.out" && grep -q 'libcurl [0-9]' "$work/v.out" &&
