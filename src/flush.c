@@ -6,7 +6,10 @@
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "address.h"
+#include "envelope.h"
 #include "log.h"
 #include "secret.h"
 #include "status.h"
@@ -305,7 +308,85 @@ static void report_expired(const struct account *acct,
 	free(rcpts);
 }
 
-static void expire(const struct account *acct, const char *dir)
+static int notice_text(const struct queue_entry *e, const char *host,
+		       time_t lifetime, struct message *msg, char *err,
+		       size_t errlen)
+{
+	char *rcpts = rcpt_list(&e->rcpts);
+	char *date = envelope_date(time(NULL));
+	char *created = envelope_date(e->created);
+	struct spool_options opt = { .dot_ends_input = false };
+	int fd = temp_file_unlinked(NULL, "postbote-notice", err, errlen);
+	char *text;
+	int rc = -1;
+	if (fd < 0)
+		goto out;
+	/* RFC 3834: an automatic message, so that nobody answers it. */
+	text = xasprintf("From: Mail Delivery System <MAILER-DAEMON@%s>\n"
+			 "To: <%s>\nSubject: Undelivered mail: %s\n"
+			 "Date: %s\nAuto-Submitted: auto-replied\n\n"
+			 "postbote on %s could not deliver your message (queue id %s)"
+			 "\nto: %s\n\nIt was queued on %s and tried %u times; it was "
+			 "given up after %ld days.\nLast error: %s\n",
+			 host, e->sender, rcpts, date, host, e->id, rcpts, created,
+			 e->attempts, (long)(lifetime / 86400),
+			 e->last_error ? e->last_error : "none");
+	if (write_all(fd, text, strlen(text)) == 0 && lseek(fd, 0, SEEK_SET) == 0)
+		rc = message_spool(fd, &opt, msg, err, errlen);
+	free(text);
+	close(fd);
+out:
+	free(rcpts);
+	free(date);
+	free(created);
+	return rc;
+}
+
+/* "when possible, a notice to the sender": sent with the null sender
+ * (RFC 5321 4.5.5) through the entry's account, never queued itself, and
+ * never for a message that had the null sender (no bounce loops). */
+static void notify_sender(const struct config *cfg, const struct queue_entry *e,
+			  time_t lifetime)
+{
+	const struct account *a = config_find_account(cfg, e->account);
+	char err[512], perr[256], host[256] = "localhost";
+	struct message msg = { .fd = -1 };
+	struct delivery_result res;
+	char *password;
+	const char *const rcpt[] = { e->sender };
+	if (!a || !e->sender[0])
+		return;
+	if (gethostname(host, sizeof host) != 0)
+		strcpy(host, "localhost");
+	host[sizeof host - 1] = '\0';
+	if (notice_text(e, a->maildomain ? a->maildomain : host, lifetime, &msg, err,
+			sizeof err) < 0) {
+		fprintf(stderr, "postbote: no notice for %s: %s\n", e->id, err);
+		return;
+	}
+	password = secret_password(a, perr, sizeof perr);
+	{
+		struct delivery d = {
+			.acct = a, .password = password,
+			.password_error = perr[0] ? perr : NULL,
+			.env = { .sender = "", .rcpts = rcpt, .nrcpts = 1,
+				 .smtputf8 = address_is_8bit(e->sender) },
+			.msg = &msg, .emit = { .dot_stuff = true },
+		};
+		d.env.size = message_emit_size(&msg, &d.emit);
+		if (deliver(&d, &res) == 0)
+			fprintf(stderr, "postbote: notice sent to %s\n", e->sender);
+		else
+			fprintf(stderr, "postbote: the notice to %s could not be sent "
+				"either\n", e->sender);
+		delivery_result_free(&res);
+	}
+	free_secret(password);
+	message_free(&msg);
+}
+
+static void expire(const struct config *cfg, const struct account *acct,
+		   const char *dir)
 {
 	char err[1024];
 	struct queue_entry *old = NULL;
@@ -314,8 +395,10 @@ static void expire(const struct account *acct, const char *dir)
 						   : FLUSH_LIFETIME_DEFAULT;
 	if (queue_expire(dir, time(NULL), lifetime, &old, &n, err, sizeof err) != 0)
 		fprintf(stderr, "postbote: queue: %s\n", err);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		report_expired(acct, &old[i], lifetime, dir);
+		notify_sender(cfg, &old[i], lifetime);
+	}
 	queue_entries_free(old, n);
 }
 
@@ -359,7 +442,7 @@ int flush_run(const struct config *cfg, const struct account *acct,
 		free(dir);
 		return EX_TEMPFAIL;
 	}
-	expire(acct, dir);
+	expire(cfg, acct, dir);
 	if (queue_claim(dir, time(NULL), true, &all, &n, err, sizeof err) > 0)
 		fprintf(stderr, "postbote: queue: %s\n", err);
 	if (verbose)

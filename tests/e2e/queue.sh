@@ -171,9 +171,14 @@ start_fault '{}'
 echo "queue_lifetime 2d" >> "$work/conf"
 "$POSTBOTE" -C "$work/conf" -q 2> "$work/8.err"
 stop_fault
-if [ "$(entries)" -eq 0 ] && [ "$(accepted)" -eq 0 ] && ls "$Q"/failed/*.env > /dev/null 2>&1 &&
-	grep -q 'expired after 2 days' "$work/8.err"; then
-	ok "expired entries are moved to failed/ and reported, not sent"
+"$PY" "$FAULT" --dump "$work/record.jsonl" --message 0 --out "$work/8.notice" >/dev/null 2>&1
+if [ "$(entries)" -eq 0 ] && [ "$(accepted)" -eq 1 ] && ls "$Q"/failed/*.env > /dev/null 2>&1 &&
+	grep -q 'expired after 2 days' "$work/8.err" &&
+	summary | grep -q 'message accepted from=<> to=<a@example.org>' &&
+	grep -q '^Subject: Undelivered mail: b@example.org' "$work/8.notice" &&
+	grep -q '^Auto-Submitted: auto-replied' "$work/8.notice" &&
+	grep -q 'Last error: .*451 4.3.0 later' "$work/8.notice"; then
+	ok "expired entries go to failed/, are reported, and the sender gets a notice"
 else
 	not_ok "expired entries are moved to failed/ and reported" "$(cat "$work/8.err")"
 fi
