@@ -14,6 +14,8 @@ enum {
 	OPT_ACCOUNT,
 	OPT_NO_QUEUE,
 	OPT_PRETEND,
+	OPT_SUBJECT,
+	OPT_ATTACH,
 };
 
 /* sendmail's single-letter options; ':' marks an argument, which may be
@@ -28,6 +30,8 @@ static const struct option long_options[] = {
 	{ "account", required_argument, NULL, OPT_ACCOUNT },
 	{ "no-queue", no_argument, NULL, OPT_NO_QUEUE },
 	{ "pretend", no_argument, NULL, OPT_PRETEND },
+	{ "subject", required_argument, NULL, OPT_SUBJECT },
+	{ "attach", required_argument, NULL, OPT_ATTACH },
 	{ "serverinfo", no_argument, NULL, 'S' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -40,6 +44,7 @@ const char *cli_usage(void)
 	       "[--] [recipient ...] < message\n"
 	       "       postbote -bs | -bv recipient ... | -bp | -q\n"
 	       "       postbote --serverinfo | --pretend ...\n"
+	       "       postbote [--subject S] [--attach FILE ...] recipient ... < body\n"
 	       "       postbote --help | --version\n";
 }
 
@@ -195,6 +200,8 @@ static int apply_option(struct cli *c, int opt, const char *arg, char *err,
 	case OPT_ACCOUNT: c->account = arg; return 0;
 	case OPT_NO_QUEUE: c->no_queue = true; return 0;
 	case OPT_PRETEND: c->pretend = true; return 0;
+	case OPT_SUBJECT: c->subject = arg; return 0;
+	case OPT_ATTACH: strlist_add(&c->attachments, arg); return 0;
 	case 'S': c->mode = MODE_SERVERINFO; return 0;
 	default: return -1;
 	}
@@ -250,6 +257,7 @@ void cli_free(struct cli *c)
 {
 	strlist_free(&c->recipients);
 	strlist_free(&c->ignored);
+	strlist_free(&c->attachments);
 	free(c->dsn_notify_buf);
 	c->dsn_notify_buf = NULL;
 }

@@ -34,6 +34,8 @@ struct cli {
 	const char *traffic_log;  /* -X file: append the SMTP dialogue */
 	bool no_queue;            /* --no-queue */
 	bool pretend;             /* --pretend: show, send nothing */
+	const char *subject;      /* --subject: compose a message */
+	struct strlist attachments; /* --attach FILE, repeatable */
 	char *dsn_notify_buf;     /* normalised -N value */
 	struct strlist recipients;
 	struct strlist ignored;   /* MTA-only options we accepted and ignored */

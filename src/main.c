@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "compose.h"
 #include "config.h"
 #include "delivery.h"
 #include "envelope.h"
@@ -506,14 +507,51 @@ static int pretend(const struct cli *cli, const struct account *acct,
 	return EX_OK;
 }
 
+/* --subject / --attach: stdin is only the body; build the message. */
+static int compose(const struct cli *cli, int *fd)
+{
+	char err[512], host[256] = "localhost";
+	struct compose_options opt = {
+		.subject = cli->subject,
+		.attachments = (const char *const *)cli->attachments.v,
+		.nattachments = cli->attachments.n,
+		.to = (const char *const *)cli->recipients.v,
+		.nto = cli->recipients.n,
+		.now = time(NULL),
+		.domain = host,
+	};
+	(void)gethostname(host, sizeof host - 1);
+	*fd = temp_file_unlinked(NULL, "postbote-compose", err, sizeof err);
+	if (*fd < 0 || compose_message(STDIN_FILENO, *fd, &opt, err, sizeof err) < 0 ||
+	    lseek(*fd, 0, SEEK_SET) != 0) {
+		fprintf(stderr, "postbote: composing the message: %s\n", err);
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		return EX_DATAERR;
+	}
+	return EX_OK;
+}
+
 static int spool(const struct cli *cli, struct message *msg)
 {
 	char err[256];
 	struct spool_options opt = { .dot_ends_input = !cli->ignore_dots };
-	if (message_spool(STDIN_FILENO, &opt, msg, err, sizeof err) < 0) {
+	int in = STDIN_FILENO;
+	if ((cli->subject || cli->attachments.n > 0)) {
+		int status = compose(cli, &in);
+		if (status != EX_OK)
+			return status;
+		opt.dot_ends_input = false;
+	}
+	if (message_spool(in, &opt, msg, err, sizeof err) < 0) {
+		if (in != STDIN_FILENO)
+			close(in);
 		fprintf(stderr, "postbote: reading the message: %s\n", err);
 		return EX_TEMPFAIL;
 	}
+	if (in != STDIN_FILENO)
+		close(in);
 	return EX_OK;
 }
 

@@ -107,6 +107,37 @@ else
 	not_ok "logfile: a queued message is logged with its queue id" "$(cat "$work/postbote.log")"
 fi
 
+# --subject / --attach: a correct MIME message from a body on stdin.
+clear_mail
+head -c 3000 /dev/urandom > "$work/blob.bin"
+printf 'a,b\n1,2\n' > "$work/Tabelle ä.csv"
+printf 'Hallo,\nhier die Daten – Grüße.\n' |
+	"$POSTBOTE" -C "$work/sub.conf" --subject 'Bericht für März ✓' \
+		--attach "$work/blob.bin" --attach "$work/Tabelle ä.csv" one@example.net 2> "$work/c.err"
+rc=$?
+if [ $rc -eq 0 ] && wait_for_mail 1 && /usr/bin/python3 - "$(mail_files | head -n1)" "$work/blob.bin" <<'PY'
+import email, email.policy, sys
+m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.default)
+assert m['Subject'] == 'Bericht für März ✓', m['Subject']
+assert m.get_content_type() == 'multipart/mixed'
+parts = list(m.iter_parts())
+assert len(parts) == 3, len(parts)
+assert parts[0].get_content_type() == 'text/plain'
+assert 'Grüße' in parts[0].get_content(), parts[0].get_content()
+assert parts[1].get_content_type() == 'application/octet-stream'
+assert parts[1].get_filename() == 'blob.bin'
+assert parts[1].get_content() == open(sys.argv[2], 'rb').read()
+assert parts[2].get_content_type() == 'text/csv', parts[2].get_content_type()
+assert parts[2].get_filename() == 'Tabelle ä.csv', parts[2].get_filename()
+PY
+then
+	ok "--subject/--attach build a MIME message that arrives intact"
+else
+	not_ok "--subject/--attach build a MIME message" "exit $rc: $(cat "$work/c.err")"
+fi
+assert_exit 65 "a missing attachment is an error before anything is sent" \
+	"$POSTBOTE" -C "$work/sub.conf" --subject x --attach /nonexistent/file one@example.net < /dev/null
+
 "$POSTBOTE" --version > "$work/v.out"
 if grep -q '^postbote [0-9]' "$work/v.out" && grep -q 'GnuTLS [0-9]' "$work/v.out" &&
 	grep -q 'libgsasl [0-9]' "$work/v.out" && grep -q 'libcurl [0-9]' "$work/v.out" &&
