@@ -188,6 +188,12 @@ _postbote()
                 break
                 ;;
             --*=*) ;;
+            --attach | --subject)
+                if ((i + 1 == cword)); then
+                    if [[ $w == --attach ]]; then want=-X; else want=none; fi
+                fi
+                ((i++))
+                ;;
             --?*)
                 if [[ ${#w} -ge 3 && --account == "$w"* ]]; then
                     if ((i + 1 == cword)); then
@@ -287,7 +293,8 @@ _postbote()
 
     if [[ -z $ended && $cur == -* ]]; then
         _postbote_reply_words "" -C --account -f -r -F -t -i -oi -v -N -R \
-            -V -X -S --serverinfo --pretend -bm -bs -bv -bp -bi -q \
+            -V -X -S --serverinfo --pretend --subject --attach -bm -bs -bv -bp \
+            -bi -q \
             --no-queue --help --version --
         return
     fi
