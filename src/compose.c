@@ -888,6 +888,8 @@ struct composer {
 static void append_boundary_domain(char *boundary, const char *domain)
 {
 	size_t o = strlen(boundary);
+	if (domain[0] && o < BOUNDARY_MAX)
+		boundary[o++] = '.';
 	for (const char *p = domain; *p && o < BOUNDARY_MAX; p++) {
 		char c = *p;
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -912,7 +914,7 @@ static int make_boundary(struct composer *c)
 	}
 	for (size_t i = 0; i < sizeof r; i++)
 		snprintf(hex + 2 * i, 3, "%02x", r[i]);
-	snprintf(c->boundary, sizeof c->boundary, "=_%s.%lld.", hex,
+	snprintf(c->boundary, sizeof c->boundary, "=_%s.%lld", hex,
 		 (long long)c->opt->now);
 	if (c->opt->domain)
 		append_boundary_domain(c->boundary, c->opt->domain);
