@@ -44,13 +44,14 @@ struct compose_options {
 };
 
 /* Reads the body text from body_fd to its end (in blocks: any size) and
- * writes the complete message to out_fd. Every attachment is opened and
- * every address checked before anything is written; a failure there leaves
- * out_fd untouched. Returns 0, or -1 with a message in err ("cannot read
- * attachment FILE: No such file or directory", "cannot write the composed
- * message: ..."). After a failure that happens while writing (a read error
- * in the middle of an attachment, a full disk) out_fd holds part of a
- * message: discard it. */
+ * writes the complete message to out_fd. The addresses are checked (no
+ * control characters) and every attachment opened before body_fd is read,
+ * and the body (and any *.eml file) is spooled before anything is written:
+ * a failure up to then leaves out_fd untouched. Returns 0, or -1 with a
+ * message in err ("cannot read attachment FILE: No such file or
+ * directory", "cannot write the composed message: ..."). After a failure
+ * while writing (a read error in the middle of an attachment, a full disk)
+ * out_fd holds part of a message: discard it. */
 int compose_message(int body_fd, int out_fd, const struct compose_options *opt,
 		    char *err, size_t errlen);
 
