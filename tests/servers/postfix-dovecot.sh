@@ -27,6 +27,16 @@
 # and delay notices) go to DIR/Maildir-dsn instead, so they never disturb a
 # test that counts messages. Nothing is relayed off the machine.
 #
+# Kerberos: with KDC_ENV=FILE at start, FILE being the kdc.env that
+# "kdc.sh start" wrote, Dovecot also offers GSSAPI (needs dovecot-gssapi)
+# on SUBMISSION_PORT and SMTPS_PORT. It accepts the service principal
+# smtp/localhost of that KDC (from a copy of its keytab), so a client must
+# ask for a ticket to "smtp@localhost": connect by the name "localhost".
+# The principal tester@EXAMPLE.ORG logs in as tester@example.org
+# (auth_username_format lowercases it), the same user as SMTP_USER.
+# DIR/env then also holds GSSAPI=1 and KDC_ENV. Without KDC_ENV (or with
+# it empty) none of this is set up.
+#
 # Needs postfix, dovecot-core, gnutls-bin (certtool), python3 and
 # util-linux (runuser). python3 is /usr/bin/python3 when it exists (it
 # starts faster than a pyenv shim); PYTHON3=/path/to/python3 overrides.
@@ -79,6 +89,10 @@ layout() {
 	dc_run=$dc_dir/run
 	dc_socket=$dc_dir/auth-postfix
 	dc_log=$log_dir/dovecot.log
+	dc_krb5_conf=$dc_dir/krb5.conf
+	dc_keytab=$dc_dir/krb5.keytab
+	dc_rcache=$dc_dir/rcache
+	dc_krb5_trace=$log_dir/krb5-dovecot.log
 	sessions_file=$dir/sessions
 }
 
@@ -259,7 +273,7 @@ shutdown_clients = yes
 # Postfix only offers AUTH inside TLS (smtpd_tls_auth_only), so Dovecot
 # need not check that itself.
 disable_plaintext_auth = no
-auth_mechanisms = plain login cram-md5 digest-md5 scram-sha-1 scram-sha-256
+auth_mechanisms = plain login cram-md5 digest-md5 scram-sha-1 scram-sha-256$gssapi_mech
 # A failed AUTH is answered at once where Dovecot 2.3 allows it: passdb
 # entries carry "nodelay" (see below); other failures (unknown user, the
 # CRAM-MD5 and SCRAM lookups) still wait up to 0.5 s for Dovecot's timer.
@@ -304,6 +318,60 @@ EOF
 	umask 022
 	chown root:dovecot "$dc_dir/users"
 	chmod 640 "$dc_dir/users"
+	[ "$gssapi" = 1 ] && write_dovecot_gssapi
+	return 0
+}
+
+# write_dovecot_gssapi: the GSSAPI part of the Dovecot configuration. The
+# auth process runs as user dovecot and sees only the environment that
+# import_environment lists; it reads its own copies of the KDC's client
+# configuration and of the service keytab.
+write_dovecot_gssapi() {
+	cat >>"$dc_conf" <<EOF
+
+# GSSAPI (Kerberos 5) with the test KDC of $kdc_env.
+# The acceptor name is smtp@localhost (Postfix passes the service "smtp"),
+# i.e. smtp/localhost@$kdc_realm from the keytab. The client's principal
+# is the user name: tester@$kdc_realm becomes tester@example.org through
+# auth_username_format (%Lu), a user the passdb above knows.
+auth_gssapi_hostname = localhost
+auth_krb5_keytab = $dc_keytab
+import_environment = \$import_environment KRB5_CONFIG=$dc_krb5_conf KRB5RCACHEDIR=$dc_rcache KRB5_TRACE=$dc_krb5_trace
+EOF
+	cp "$kdc_krb5_config" "$dc_krb5_conf"
+	chmod 644 "$dc_krb5_conf"
+	cp "$kdc_keytab" "$dc_keytab"
+	chown root:dovecot "$dc_keytab"
+	chmod 640 "$dc_keytab"
+	mkdir -p "$dc_rcache"
+	chown dovecot "$dc_rcache"
+	chmod 700 "$dc_rcache"
+	: >"$dc_krb5_trace"
+	chown dovecot "$dc_krb5_trace"
+}
+
+# read_kdc_env: with KDC_ENV set, take the KDC's client configuration and
+# service keytab from it (gssapi=1); without, gssapi=0.
+read_kdc_env() {
+	gssapi=0
+	gssapi_mech=
+	kdc_env=${KDC_ENV:-}
+	[ -n "$kdc_env" ] || return 0
+	[ -f "$kdc_env" ] || die "KDC_ENV: $kdc_env not found (run kdc.sh start first)"
+	kdc_env=$(cd "$(dirname "$kdc_env")" && pwd -P)/$(basename "$kdc_env")
+	# shellcheck disable=SC1090 # written by kdc.sh
+	kdc_krb5_config=$(. "$kdc_env" && printf '%s' "${KRB5_CONFIG:-}")
+	# shellcheck disable=SC1090
+	kdc_keytab=$(. "$kdc_env" && printf '%s' "${KEYTAB:-}")
+	# shellcheck disable=SC1090
+	kdc_realm=$(. "$kdc_env" && printf '%s' "${KRB5_REALM:-}")
+	if [ ! -f "$kdc_krb5_config" ] || [ ! -f "$kdc_keytab" ] || [ -z "$kdc_realm" ]; then
+		die "$kdc_env lacks KRB5_CONFIG, KEYTAB or KRB5_REALM, or their files are missing"
+	fi
+	[ -f /usr/lib/dovecot/modules/auth/libmech_gssapi.so ] ||
+		die "KDC_ENV is set but Dovecot has no GSSAPI (install dovecot-gssapi)"
+	gssapi=1
+	gssapi_mech=" gssapi"
 }
 
 write_postfix_main_cf() {
@@ -504,7 +572,7 @@ check_reachable() {
 probe() {
 	"$python" - "$1" "$cert_dir/ca.pem" "$USER1" "$PASSWORD1" "$ipv6" \
 		"$submission_port" "$smtps_port" "$wrongname_port" \
-		"$untrusted_port" "$notls_port" <<'EOF'
+		"$untrusted_port" "$notls_port" "$gssapi" <<'EOF'
 import smtplib
 import ssl
 import sys
@@ -513,6 +581,7 @@ import time
 deadline = time.monotonic() + float(sys.argv[1])
 cafile, user, password, ipv6 = sys.argv[2:6]
 submission, smtps, wrongname, untrusted, notls = (int(p) for p in sys.argv[6:11])
+gssapi = sys.argv[11] == "1"
 
 verified = ssl.create_default_context(cafile=cafile)
 unverified = ssl.create_default_context()
@@ -561,6 +630,8 @@ while True:
                 if context is not None and not smtp.has_extn("auth"):
                     raise RuntimeError("no AUTH offered (Dovecot not reachable?)")
                 if login:
+                    if gssapi and "GSSAPI" not in smtp.esmtp_features["auth"].upper().split():
+                        raise RuntimeError("GSSAPI not offered")
                     smtp.login(user, password)
             finally:
                 smtp.close()
@@ -674,6 +745,10 @@ write_env() {
 		echo "DOVECOT_LOG=$(quote "$dc_log")"
 		echo "LOCAL_DOMAIN=localhost"
 		echo "MESSAGE_SIZE_LIMIT=$(postconf -c "$pf_etc" -h message_size_limit)"
+		if [ "$gssapi" = 1 ]; then
+			echo "GSSAPI=1"
+			echo "KDC_ENV=$(quote "$kdc_env")"
+		fi
 	} >"$dir/env.tmp"
 	mv -f "$dir/env.tmp" "$dir/env"
 }
@@ -701,6 +776,7 @@ do_start() {
 	virtual_uid=$(id -u nobody)
 	virtual_gid=$(id -g nobody)
 	deadline=$(($(date +%s) + START_TIMEOUT))
+	read_kdc_env
 
 	make_tree
 	check_reachable
