@@ -6,6 +6,7 @@
 # What is completed:
 #   - the options of postbote(8): -C -f -r -F -t -i -oi -v -N -R -V -X
 #     -S --serverinfo --pretend -bm -bs -bv -bp -bi -q --account
+#     --oauth2-authorize[=browser|device] --oauth2-token
 #     --no-queue --help --version --
 #     (the sendmail options postbote accepts and ignores, such as -oem,
 #     -B8BITMIME or -h 17, are understood when they are on the line, so
@@ -295,7 +296,7 @@ _postbote()
         _postbote_reply_words "" -C --account -f -r -F -t -i -oi -v -N -R \
             -V -X -S --serverinfo --pretend --subject --attach -bm -bs -bv -bp \
             -bi -q \
-            --no-queue --help --version --
+            --no-queue --oauth2-authorize --oauth2-token --help --version --
         return
     fi
 

@@ -16,6 +16,8 @@ enum {
 	OPT_PRETEND,
 	OPT_SUBJECT,
 	OPT_ATTACH,
+	OPT_OAUTH2_AUTHORIZE,
+	OPT_OAUTH2_TOKEN,
 };
 
 /* sendmail's single-letter options; ':' marks an argument, which may be
@@ -33,6 +35,8 @@ static const struct option long_options[] = {
 	{ "subject", required_argument, NULL, OPT_SUBJECT },
 	{ "attach", required_argument, NULL, OPT_ATTACH },
 	{ "serverinfo", no_argument, NULL, 'S' },
+	{ "oauth2-authorize", optional_argument, NULL, OPT_OAUTH2_AUTHORIZE },
+	{ "oauth2-token", no_argument, NULL, OPT_OAUTH2_TOKEN },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -45,6 +49,8 @@ const char *cli_usage(void)
 	       "       postbote -bs | -bv recipient ... | -bp | -q\n"
 	       "       postbote --serverinfo | --pretend ...\n"
 	       "       postbote [--subject S] [--attach FILE ...] recipient ... < body\n"
+	       "       postbote [--account name] --oauth2-authorize[=browser|device]"
+	       " | --oauth2-token\n"
 	       "       postbote --help | --version\n";
 }
 
@@ -57,6 +63,24 @@ static void option_o(struct cli *c, const char *arg)
 		c->ignore_dots = true;
 	else
 		strlist_add(&c->ignored, arg);
+}
+
+static int option_oauth2_authorize(struct cli *c, const char *arg, char *err,
+				   size_t errlen)
+{
+	c->mode = MODE_OAUTH2_AUTHORIZE;
+	if (!arg)
+		c->oauth2_flow = OAUTH2_FLOW_AUTO;
+	else if (strcmp(arg, "browser") == 0)
+		c->oauth2_flow = OAUTH2_FLOW_BROWSER;
+	else if (strcmp(arg, "device") == 0)
+		c->oauth2_flow = OAUTH2_FLOW_DEVICE;
+	else {
+		format_into(err, errlen, "--oauth2-authorize takes browser or "
+			    "device, not \"%s\"", arg);
+		return -1;
+	}
+	return 0;
 }
 
 static int option_b(struct cli *c, const char *arg, char *err, size_t errlen)
@@ -203,6 +227,9 @@ static int apply_option(struct cli *c, int opt, const char *arg, char *err,
 	case OPT_SUBJECT: c->subject = arg; return 0;
 	case OPT_ATTACH: strlist_add(&c->attachments, arg); return 0;
 	case 'S': c->mode = MODE_SERVERINFO; return 0;
+	case OPT_OAUTH2_AUTHORIZE: return option_oauth2_authorize(c, arg, err,
+								  errlen);
+	case OPT_OAUTH2_TOKEN: c->mode = MODE_OAUTH2_TOKEN; return 0;
 	default: return -1;
 	}
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "oauth2.h"
 #include "util.h"
 
 enum cli_mode {
@@ -15,6 +16,8 @@ enum cli_mode {
 	MODE_VERIFY,      /* -bv: check recipients, send nothing */
 	MODE_NEWALIASES,  /* -bi, or called as newaliases: nothing to build */
 	MODE_SERVERINFO,  /* --serverinfo / -S */
+	MODE_OAUTH2_AUTHORIZE, /* --oauth2-authorize[=browser|device] */
+	MODE_OAUTH2_TOKEN, /* --oauth2-token: print a valid access token */
 	MODE_HELP,
 	MODE_VERSION,
 };
@@ -36,6 +39,7 @@ struct cli {
 	bool pretend;             /* --pretend: show, send nothing */
 	const char *subject;      /* --subject: compose a message */
 	struct strlist attachments; /* --attach FILE, repeatable */
+	enum oauth2_flow oauth2_flow; /* --oauth2-authorize=FLOW */
 	char *dsn_notify_buf;     /* normalised -N value */
 	struct strlist recipients;
 	struct strlist ignored;   /* MTA-only options we accepted and ignored */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -58,7 +59,7 @@ struct keyword {
 static parse_fn parse_string, parse_required, parse_path, parse_trust_file,
 	parse_port, parse_bool, parse_fingerprint, parse_dh_bits, parse_auth,
 	parse_timeout, parse_syslog, parse_unsupported, parse_protocol,
-	parse_lifetime;
+	parse_lifetime, parse_env_name, parse_oauth2_provider, parse_https_url;
 
 #define FIELD(f) offsetof(struct account, f)
 #define UNSUPPORTED(name) { name, KIND_UNSUPPORTED, parse_unsupported, 0 }
@@ -80,6 +81,25 @@ static const struct keyword keywords[] = {
 	{ "user", KIND_STRING, parse_string, FIELD(user) },
 	{ "password", KIND_SECRET, parse_string, FIELD(password) },
 	{ "passwordeval", KIND_STRING, parse_string, FIELD(passwordeval) },
+	{ "password_env", KIND_STRING, parse_env_name, FIELD(password_env) },
+	{ "password_file", KIND_STRING, parse_path, FIELD(password_file) },
+	{ "oauth2_provider", KIND_STRING, parse_oauth2_provider,
+	  FIELD(oauth2_provider) },
+	{ "oauth2_token_url", KIND_STRING, parse_https_url, FIELD(oauth2_token_url) },
+	{ "oauth2_auth_url", KIND_STRING, parse_https_url, FIELD(oauth2_auth_url) },
+	{ "oauth2_device_url", KIND_STRING, parse_https_url,
+	  FIELD(oauth2_device_url) },
+	{ "oauth2_client_id", KIND_STRING, parse_required, FIELD(oauth2_client_id) },
+	{ "oauth2_client_secret", KIND_SECRET, parse_string,
+	  FIELD(oauth2_client_secret) },
+	{ "oauth2_client_secret_eval", KIND_STRING, parse_required,
+	  FIELD(oauth2_client_secret_eval) },
+	{ "oauth2_refresh_token", KIND_SECRET, parse_required,
+	  FIELD(oauth2_refresh_token) },
+	{ "oauth2_refresh_token_eval", KIND_STRING, parse_required,
+	  FIELD(oauth2_refresh_token_eval) },
+	{ "oauth2_scope", KIND_STRING, parse_required, FIELD(oauth2_scope) },
+	{ "oauth2_trust_file", KIND_STRING, parse_trust_file, FIELD(oauth2_trust_file) },
 	{ "from", KIND_STRING, parse_string, FIELD(from) },
 	{ "domain", KIND_STRING, parse_string, FIELD(domain) },
 	{ "maildomain", KIND_STRING, parse_string, FIELD(maildomain) },
@@ -121,8 +141,20 @@ static const struct keyword keywords[] = {
 #define NKEYWORDS (sizeof keywords / sizeof keywords[0])
 
 /* struct account.set has one bit per table row. */
-_Static_assert(NKEYWORDS <= sizeof(unsigned long) * CHAR_BIT,
+_Static_assert(NKEYWORDS <= CONFIG_KEYWORDS_MAX,
 	       "too many keywords for struct account.set");
+
+#define BITS_PER_WORD (sizeof(unsigned long) * CHAR_BIT)
+
+static bool bit_get(const unsigned long *set, size_t i)
+{
+	return (set[i / BITS_PER_WORD] >> (i % BITS_PER_WORD)) & 1UL;
+}
+
+static void bit_set(unsigned long *set, size_t i)
+{
+	set[i / BITS_PER_WORD] |= 1UL << (i % BITS_PER_WORD);
+}
 
 static const struct keyword *find_keyword(const char *name, size_t *index)
 {
@@ -244,6 +276,57 @@ static bool parse_port(const struct keyword *kw, const char *arg,
 		return false;
 	}
 	out->num = (int)n;
+	return true;
+}
+
+/* An environment variable's name as POSIX shells accept it. */
+static bool parse_env_name(const struct keyword *kw, const char *arg,
+			   union value *out, char *msg, size_t msglen)
+{
+	char shown[ECHO_MAX];
+	bool ok = (*arg >= 'A' && *arg <= 'Z') || (*arg >= 'a' && *arg <= 'z') ||
+		  *arg == '_';
+	for (const char *p = arg; ok && *p; p++)
+		ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		     (*p >= '0' && *p <= '9') || *p == '_';
+	if (!ok) {
+		format_into(msg, msglen, "%s: expected the name of an environment "
+			    "variable (letters, digits and '_'), not '%s'",
+			    kw->name, echo(shown, sizeof shown, arg));
+		return false;
+	}
+	out->str = xstrdup(arg);
+	return true;
+}
+
+static bool parse_oauth2_provider(const struct keyword *kw, const char *arg,
+				  union value *out, char *msg, size_t msglen)
+{
+	static const char *const providers[] = { "google", "microsoft", "custom" };
+	char shown[ECHO_MAX];
+	for (size_t i = 0; i < sizeof providers / sizeof providers[0]; i++)
+		if (ascii_casecmp(arg, providers[i]) == 0) {
+			out->str = xstrdup(providers[i]);
+			return true;
+		}
+	format_into(msg, msglen, "%s: expected google, microsoft or custom, not "
+		    "'%s'", kw->name, echo(shown, sizeof shown, arg));
+	return false;
+}
+
+/* Tokens travel only over HTTPS: a plain http:// endpoint is refused here
+ * rather than when the first token is due. */
+static bool parse_https_url(const struct keyword *kw, const char *arg,
+			    union value *out, char *msg, size_t msglen)
+{
+	char shown[ECHO_MAX];
+	if (ascii_ncasecmp(arg, "https://", 8) != 0 || !arg[8] ||
+	    strpbrk(arg, " \t\r\n")) {
+		format_into(msg, msglen, "%s: expected an https:// URL, not '%s'",
+			    kw->name, echo(shown, sizeof shown, arg));
+		return false;
+	}
+	out->str = xstrdup(arg);
 	return true;
 }
 
@@ -568,17 +651,18 @@ static void account_from_defaults(struct account *dst,
 static void account_inherit(struct account *dst, const struct account *parent)
 {
 	for (size_t i = 0; i < NKEYWORDS; i++) {
-		if (parent->set & (1UL << i))
+		if (bit_get(parent->set, i)) {
 			copy_value(dst, parent, &keywords[i]);
+			bit_set(dst->set, i);
+		}
 	}
-	dst->set |= parent->set;
 }
 
 bool account_is_set(const struct account *acct, const char *keyword)
 {
 	size_t i;
 	const struct keyword *kw = find_keyword(keyword, &i);
-	return kw && kw->kind != KIND_UNSUPPORTED && (acct->set & (1UL << i));
+	return kw && kw->kind != KIND_UNSUPPORTED && bit_get(acct->set, i);
 }
 
 static struct account *config_lookup(const struct config *cfg,
@@ -710,7 +794,7 @@ static int apply_keyword(struct parser *p, const char *name, const char *arg)
 		return 0;
 	struct account *acct = current_section(p);
 	store_value(acct, kw, v);
-	acct->set |= 1UL << i;
+	bit_set(acct->set, i);
 	if (kw->kind == KIND_SECRET && v.str)
 		p->cfg->has_secret = true;
 	return 0;
@@ -932,10 +1016,25 @@ static int read_whole_file(int fd, const char *path, char **text, size_t *len,
 	return 0;
 }
 
+/* Only the owner may read a file that holds a secret, except for the
+ * system-wide setup: a file whose group is the credentials group that a
+ * setgid postbote runs as may be readable by that group (see README,
+ * "One relay account for all users"). */
+bool config_secret_mode_ok(const struct stat *st)
+{
+	struct group *gr;
+	if ((st->st_mode & 077) == 0)
+		return true;
+	if (st->st_mode & 007)
+		return false;
+	gr = getgrnam(CREDENTIALS_GROUP);
+	return gr && gr->gr_gid == st->st_gid && !(st->st_mode & 020);
+}
+
 /* The mode comes from the descriptor that was read, so the file checked is
  * the file parsed. */
 static int read_config_file(const char *path, char **text, size_t *len,
-			    mode_t *mode, char *err, size_t errlen)
+			    struct stat *st_out, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -948,7 +1047,7 @@ static int read_config_file(const char *path, char **text, size_t *len,
 		close(fd);
 		return -1;
 	}
-	*mode = st.st_mode;
+	*st_out = st;
 	int rc = read_whole_file(fd, path, text, len, err, errlen);
 	close(fd);
 	return rc;
@@ -958,18 +1057,19 @@ int config_load(const char *path, struct config *out, char *err, size_t errlen)
 {
 	char *text;
 	size_t len;
-	mode_t mode;
+	struct stat st;
 	memset(out, 0, sizeof *out);
-	if (read_config_file(path, &text, &len, &mode, err, errlen) < 0)
+	if (read_config_file(path, &text, &len, &st, err, errlen) < 0)
 		return -1;
 	int rc = parse_buffer(text, len, path, out, err, errlen);
 	free_secret_buffer(text, len);
 	if (rc < 0)
 		return -1;
-	if (out->has_secret && (mode & 077)) {
-		format_into(err, errlen, "%s: holds a password but is readable "
-			    "by others (mode %04o); run: chmod 600 %s", path,
-			    (unsigned)(mode & 07777), path);
+	if (out->has_secret && !config_secret_mode_ok(&st)) {
+		format_into(err, errlen, "%s: holds a password or an OAuth2 secret "
+			    "but is readable by others (mode %04o); run: chmod "
+			    "600 %s", path,
+			    (unsigned)(st.st_mode & 07777), path);
 		config_free(out);
 		return -1;
 	}

@@ -9,10 +9,13 @@
 #ifndef POSTBOTE_CONFIG_H
 #define POSTBOTE_CONFIG_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #define CONFIG_ERROR_MAX 512
+/* Room in struct account.set: one bit per keyword table row. */
+#define CONFIG_KEYWORDS_MAX 128
 
 struct account {
 	char *name;
@@ -41,7 +44,21 @@ struct account {
 	bool queue;             /* default on: keep temporarily failed mail */
 	char *queue_dir;        /* NULL: the default queue directory */
 	int queue_lifetime;     /* seconds; 0: the default (5 days) */
-	unsigned long set;      /* bit i set: keyword table entry i was given */
+	char *password_env;     /* name of an environment variable */
+	char *password_file;    /* file whose first line is the password */
+	char *oauth2_provider;  /* "google", "microsoft", "custom", or NULL */
+	char *oauth2_token_url;
+	char *oauth2_auth_url;  /* authorization endpoint (--oauth2-authorize) */
+	char *oauth2_device_url; /* device authorization endpoint */
+	char *oauth2_client_id;
+	char *oauth2_client_secret;
+	char *oauth2_client_secret_eval;
+	char *oauth2_refresh_token;
+	char *oauth2_refresh_token_eval;
+	char *oauth2_scope;
+	char *oauth2_trust_file; /* CA for the token endpoint; NULL: system */
+	/* bit i set: keyword table entry i was given */
+	unsigned long set[CONFIG_KEYWORDS_MAX / (sizeof(unsigned long) * CHAR_BIT)];
 };
 
 struct config {
@@ -49,7 +66,8 @@ struct config {
 	struct account *accounts;
 	size_t naccounts;
 	char *default_name;     /* from "account default : NAME", or NULL */
-	bool has_secret;        /* some account holds a "password" */
+	bool has_secret;        /* some account holds a password or an OAuth2
+				 * client secret or refresh token */
 };
 
 /* Parse the file at path. On failure return -1 and write
@@ -79,5 +97,11 @@ void account_free(struct account *acct);
 bool account_is_set(const struct account *acct, const char *keyword);
 
 void config_free(struct config *cfg);
+
+struct stat;
+/* Whether a file that holds a secret has safe permissions: readable by
+ * its owner only, or also by the credentials group of the system-wide
+ * setup (never by others, never writable by the group). */
+bool config_secret_mode_ok(const struct stat *st);
 
 #endif

@@ -7,7 +7,9 @@
 
 #include "deadline.h"
 #include "net.h"
+#include "oauth2.h"
 #include "sasl.h"
+#include "secret.h"
 #include "util.h"
 
 int delivery_port(const struct account *acct)
@@ -74,38 +76,156 @@ static bool wants_auth(const struct account *a)
 	return a->user != NULL || ascii_casecmp(a->auth, "on") != 0;
 }
 
-static int authenticate(struct smtp_session *s, const struct delivery *d,
-			struct outcome *o)
+/* What the account can authenticate with. A password that only a prompt
+ * could give is left for a second round, so that a Kerberos ticket or a
+ * client certificate is used before anyone is asked to type. */
+static void available(const struct delivery *d, bool with_prompt,
+		      struct sasl_available *av)
+{
+	const struct account *a = d->acct;
+	bool oauth2 = oauth2_configured(a);
+	av->password = !oauth2 && a->user &&
+		       credentials_password_possible(d->creds, with_prompt);
+	av->ticket = !oauth2;
+	av->cert = !oauth2 && a->tls_cert_file != NULL;
+	av->token = a->user && credentials_token_possible(d->creds);
+}
+
+static const char *choose(struct smtp_session *s, const struct delivery *d,
+			  const char *skip, char *err, size_t errlen)
 {
 	const struct account *a = d->acct;
 	const char *forced = ascii_casecmp(a->auth, "on") == 0 ? NULL : a->auth;
-	char err[256];
+	struct sasl_available av;
 	const char *mech;
-	struct sasl_client *client;
-	struct sasl_params p = { a->user ? a->user : "", d->password, "smtp",
-				 a->host, stream_tls(s->stream) };
-	int rc;
-	if (!a->user || !d->password) {
-		outcome_set(o, STAGE_AUTH, d->password_error ? FAIL_AUTH_LOCAL
-			    : FAIL_NO_AUTH, NULL, "%s", d->password_error
-			    ? d->password_error
-			    : !a->user ? "authentication is configured but no user is set"
-			    : "no password is configured (password or passwordeval)");
-		return -1;
-	}
+	available(d, false, &av);
 	mech = sasl_choose_mechanism(s->caps.auth, forced,
-				     stream_is_tls(s->stream), err, sizeof err);
-	if (!mech) {
-		outcome_set(o, STAGE_AUTH, FAIL_NO_AUTH, NULL, "%s", err);
-		return -1;
+				     stream_is_tls(s->stream), &av, skip, err,
+				     errlen);
+	if (!mech && !forced && !av.password) {
+		char first[256];
+		format_into(first, sizeof first, "%s", err);
+		available(d, true, &av);
+		mech = sasl_choose_mechanism(s->caps.auth, NULL,
+					     stream_is_tls(s->stream), &av, skip,
+					     err, errlen);
+		if (!mech)
+			format_into(err, errlen, "%s", first);
 	}
-	if (sasl_client_new(mech, &p, &client, err, sizeof err) < 0) {
-		outcome_set(o, STAGE_AUTH, FAIL_AUTH_LOCAL, NULL, "%s", err);
+	return mech;
+}
+
+/* The secret the mechanism needs, into p. */
+static int fetch_credential(const struct delivery *d, const char *mech,
+			    bool fresh, struct sasl_params *p, char **token,
+			    bool *from_cache, struct outcome *o)
+{
+	char err[SECRET_ERROR_MAX];
+	enum oauth2_status st;
+	switch (sasl_mechanism_credential(mech)) {
+	case SASL_CRED_PASSWORD:
+		if (!d->acct->user) {
+			outcome_set(o, STAGE_AUTH, FAIL_NO_AUTH, NULL, "%s needs a "
+				    "user name, and none is set (user)", mech);
+			return -1;
+		}
+		p->password = credentials_password(d->creds, err, sizeof err);
+		if (!p->password) {
+			outcome_set(o, STAGE_AUTH, FAIL_AUTH_LOCAL, NULL, "%s", err);
+			return -1;
+		}
+		return 0;
+	case SASL_CRED_TOKEN:
+		if (!d->acct->user) {
+			outcome_set(o, STAGE_AUTH, FAIL_NO_AUTH, NULL, "%s needs a "
+				    "user name, and none is set (user)", mech);
+			return -1;
+		}
+		st = credentials_token(d->creds, fresh, token, from_cache, err,
+				       sizeof err);
+		if (st != OAUTH2_OK) {
+			outcome_set(o, STAGE_AUTH, st == OAUTH2_TEMPFAIL
+				    ? FAIL_TOKEN_TEMPORARY : FAIL_AUTH_LOCAL, NULL,
+				    "%s", err);
+			return -1;
+		}
+		p->token = *token;
+		return 0;
+	case SASL_CRED_TICKET:
+	case SASL_CRED_CERT:
+		return 0;
+	}
+	return 0;
+}
+
+/* One AUTH exchange with mech. 1: the mechanism could not start here
+ * (no Kerberos ticket): nothing was sent, another one may be tried. */
+static int auth_once(struct smtp_session *s, const struct delivery *d,
+		     const char *mech, bool fresh, bool *from_cache,
+		     struct outcome *o)
+{
+	const struct account *a = d->acct;
+	char err[SECRET_ERROR_MAX];
+	char *token = NULL;
+	struct sasl_client *client;
+	struct sasl_params p = { a->user ? a->user : "", NULL, NULL, "smtp",
+				 a->host, delivery_port(a), stream_tls(s->stream) };
+	int rc;
+	*from_cache = false;
+	if (fetch_credential(d, mech, fresh, &p, &token, from_cache, o) < 0)
 		return -1;
+	if (sasl_client_new(mech, &p, &client, err, sizeof err) < 0) {
+		free_secret(token);
+		outcome_set(o, STAGE_AUTH, FAIL_AUTH_LOCAL, NULL, "%s", err);
+		return sasl_mechanism_credential(mech) == SASL_CRED_TICKET ? 1 : -1;
 	}
 	rc = smtp_auth(s, mech, client, o);
 	sasl_client_free(client);
+	free_secret(token);
 	return rc;
+}
+
+static bool rejected(const struct outcome *o)
+{
+	return o->failure == FAIL_REPLY && o->code / 100 == 5;
+}
+
+static int authenticate(struct smtp_session *s, const struct delivery *d,
+			struct outcome *o)
+{
+	bool forced = ascii_casecmp(d->acct->auth, "on") != 0;
+	char skip[128] = "";
+	for (;;) {
+		char err[SECRET_ERROR_MAX];
+		bool from_cache;
+		int rc;
+		const char *mech = choose(s, d, skip, err, sizeof err);
+		if (!mech) {
+			/* After a mechanism that could not start, say both. */
+			char before[OUTCOME_DETAIL_MAX];
+			format_into(before, sizeof before, "%s%s", skip[0] ?
+				    o->detail : "", skip[0] ? "; and " : "");
+			outcome_set(o, STAGE_AUTH, FAIL_NO_AUTH, NULL, "%s%s",
+				    before, err);
+			return -1;
+		}
+		rc = auth_once(s, d, mech, false, &from_cache, o);
+		/* A cached access token the server refuses may have been
+		 * revoked early: once more with a fresh one (the same
+		 * connection may try AUTH again, RFC 4954 4). */
+		if (rc < 0 && from_cache && rejected(o)) {
+			if (s->trace)
+				s->trace(s->trace_ctx, TRACE_INFO, "the server refused "
+					 "the cached access token; fetching a new "
+					 "one");
+			outcome_clear(o);
+			rc = auth_once(s, d, mech, true, &from_cache, o);
+		}
+		if (rc != 1 || forced)
+			return rc == 0 ? 0 : -1;
+		format_into(skip, sizeof skip, "%s%s%s", skip, skip[0] ? " " : "",
+			    mech);
+	}
 }
 
 /* Limits the server announced, checked before anything is sent. */

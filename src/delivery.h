@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "message.h"
+#include "secret.h"
 #include "smtp.h"
 #include "status.h"
 
@@ -18,8 +19,7 @@ typedef void (*delivery_item_done_fn)(void *ctx, struct delivery_item *items,
 
 struct delivery {
 	const struct account *acct;
-	const char *password;         /* NULL when none was found */
-	const char *password_error;   /* why it could not be read, or NULL */
+	struct credentials *creds;    /* fetched when AUTH needs them */
 	struct smtp_envelope env;
 	const struct message *msg;
 	struct emit_options emit;

@@ -349,10 +349,10 @@ static void notify_sender(const struct config *cfg, const struct queue_entry *e,
 			  time_t lifetime)
 {
 	const struct account *a = config_find_account(cfg, e->account);
-	char err[512], perr[256], host[256] = "localhost";
+	char err[512], host[256] = "localhost";
 	struct message msg = { .fd = -1 };
 	struct delivery_result res;
-	char *password;
+	struct credentials creds;
 	const char *const rcpt[] = { e->sender };
 	if (!a || !e->sender[0])
 		return;
@@ -364,11 +364,10 @@ static void notify_sender(const struct config *cfg, const struct queue_entry *e,
 		fprintf(stderr, "postbote: no notice for %s: %s\n", e->id, err);
 		return;
 	}
-	password = secret_password(a, perr, sizeof perr);
+	credentials_init(&creds, a, -1, false);
 	{
 		struct delivery d = {
-			.acct = a, .password = password,
-			.password_error = perr[0] ? perr : NULL,
+			.acct = a, .creds = &creds,
 			.env = { .sender = "", .rcpts = rcpt, .nrcpts = 1,
 				 .smtputf8 = address_is_8bit(e->sender) },
 			.msg = &msg, .emit = { .dot_stuff = true },
@@ -381,7 +380,7 @@ static void notify_sender(const struct config *cfg, const struct queue_entry *e,
 				"either\n", e->sender);
 		delivery_result_free(&res);
 	}
-	free_secret(password);
+	credentials_free(&creds);
 	message_free(&msg);
 }
 
@@ -409,19 +408,18 @@ static void flush_account(const struct account *acct, struct queue_entry *e,
 {
 	struct delivery_item *items = xcalloc(n, sizeof *items);
 	struct message *msgs = xcalloc(n, sizeof *msgs);
-	char perr[256];
-	char *password = secret_password(acct, perr, sizeof perr);
+	struct credentials creds;
 	struct flush_progress progress = { acct, e, 0, verbose };
-	struct delivery d = { .acct = acct, .password = password,
-			      .password_error = perr[0] ? perr : NULL,
+	struct delivery d = { .acct = acct, .creds = &creds,
 			      .trace = trace, .trace_ctx = trace_ctx,
 			      .item_done = flush_item_done,
 			      .item_ctx = &progress };
+	credentials_init(&creds, acct, -1, true);
 	n = flush_load(acct, e, n, items, msgs);
 	if (n > 0)
 		(void)deliver_batch(&d, items, n);
 	flush_settle(acct, e, items, msgs, n, verbose);
-	free_secret(password);
+	credentials_free(&creds);
 	free(items);
 	free(msgs);
 }

@@ -9,10 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #include "cli.h"
 #include "compose.h"
@@ -22,6 +26,7 @@
 #include "flush.h"
 #include "log.h"
 #include "message.h"
+#include "oauth2.h"
 #include "sasl.h"
 #include "smtpd.h"
 #include "secret.h"
@@ -125,6 +130,10 @@ static int print_version(void)
 	return EX_OK;
 }
 
+/* The system configuration as a setgid postbote read it with its group,
+ * before dropping it (see setgid_start); empty otherwise. */
+static struct config system_config;
+
 /* -C, else the user's file, else the system file. */
 static char *config_path(const struct cli *cli)
 {
@@ -157,13 +166,30 @@ static int load_aliases(const struct account *acct, struct aliases **aliases)
 	return EX_OK;
 }
 
+/* Said every time, not only with -v: cron mails it to the admin until the
+ * setting is fixed. */
+static void warn_unchecked_tls(const struct account *acct)
+{
+	if (!acct->tls || acct->tls_certcheck || acct->tls_fingerprint)
+		return;
+	fprintf(stderr, "postbote: WARNING: account %s has tls_certcheck off: "
+		"the server's certificate is not checked, so anyone on the "
+		"network path can pose as the server and read the password and "
+		"the mail. Use tls_trust_file or tls_fingerprint instead.\n",
+		acct->name ? acct->name : "default");
+}
+
 static int load_account(const struct cli *cli, struct config *cfg,
 			const struct account **acct, struct aliases **aliases)
 {
 	char err[CONFIG_ERROR_MAX];
 	char *path = config_path(cli);
 	*aliases = NULL;
-	if (config_load(path, cfg, err, sizeof err) < 0) {
+	if (system_config.path) {
+		/* Read by the setgid start before the group was dropped. */
+		*cfg = system_config;
+		memset(&system_config, 0, sizeof system_config);
+	} else if (config_load(path, cfg, err, sizeof err) < 0) {
 		fprintf(stderr, "postbote: %s\n", err);
 		free(path);
 		return EX_CONFIG;
@@ -176,6 +202,7 @@ static int load_account(const struct cli *cli, struct config *cfg,
 			cli->account ? cli->account : "");
 		return EX_CONFIG;
 	}
+	warn_unchecked_tls(*acct);
 	return load_aliases(*acct, aliases);
 }
 
@@ -415,18 +442,17 @@ static int submit(const struct cli *cli, const struct account *acct,
 		  const struct message *msg, const struct envelope *env,
 		  struct trace_sink *trace, struct smtpd_result *reply)
 {
-	char perr[256];
+	struct credentials creds;
 	struct delivery d;
 	struct queue_entry *claimed = NULL;
 	size_t nclaimed = 0, k = 0;
 	struct delivery_item *items;
 	struct message *msgs;
 	struct flush_progress progress;
-	char *password = secret_password(acct, perr, sizeof perr);
 	int status;
+	credentials_init(&creds, acct, -1, true);
 	setup_delivery(&d, cli, acct, msg, env, trace);
-	d.password = password;
-	d.password_error = perr[0] ? perr : NULL;
+	d.creds = &creds;
 	/* Due queued mail for this account rides along on the connection. */
 	if (queueing(cli, acct))
 		flush_claim(acct, false, &claimed, &nclaimed);
@@ -443,7 +469,7 @@ static int submit(const struct cli *cli, const struct account *acct,
 	delivery_result_free(&items[0].res);
 	free(items);
 	free(msgs);
-	free_secret(password);
+	credentials_free(&creds);
 	return status;
 }
 
@@ -478,9 +504,12 @@ static int pretend(const struct cli *cli, const struct account *acct,
 	printf("auth:        %s\n", ascii_casecmp(acct->auth, "off") == 0 ? "off"
 	       : !acct->user ? "none (no user set)"
 	       : forced ? forced
+	       : oauth2_configured(acct)
+	       ? "OAUTHBEARER, else XOAUTH2, with an OAuth2 access token"
 	       : "the strongest the server offers of SCRAM-SHA-256-PLUS, "
 		 "SCRAM-SHA-1-PLUS, SCRAM-SHA-256, SCRAM-SHA-1, PLAIN, LOGIN, "
-		 "CRAM-MD5, DIGEST-MD5");
+		 "CRAM-MD5, DIGEST-MD5 (with a password), GS2-KRB5, GSSAPI "
+		 "(with a Kerberos ticket), EXTERNAL (with tls_cert_file)");
 	printf("sender:      <%s>\n", env->sender);
 	for (size_t i = 0; i < env->rcpts.n; i++)
 		printf("recipient:   <%s>\n", env->rcpts.v[i]);
@@ -750,13 +779,170 @@ static int queue_mode(const struct cli *cli)
 	return status;
 }
 
+/* --oauth2-authorize and --oauth2-token: the account's OAuth2 client. */
+static int oauth2_mode(const struct cli *cli)
+{
+	struct config cfg = { 0 };
+	const struct account *acct = NULL;
+	struct aliases *aliases = NULL;
+	char err[512];
+	int fd = -1;
+	int status = load_account(cli, &cfg, &acct, &aliases);
+	if (status == EX_OK && oauth2_check_account(acct, err, sizeof err) < 0) {
+		fprintf(stderr, "postbote: account %s: %s\n", acct->name, err);
+		status = EX_CONFIG;
+	}
+	if (status == EX_OK) {
+		fd = oauth2_store_open(acct, NULL, err, sizeof err);
+		if (fd < 0) {
+			fprintf(stderr, "postbote: OAuth2 token store: %s\n", err);
+			status = EX_CANTCREAT;
+		}
+	}
+	if (status == EX_OK && cli->mode == MODE_OAUTH2_AUTHORIZE) {
+		status = oauth2_authorize(acct, fd, cli->oauth2_flow);
+	} else if (status == EX_OK) {
+		char *token = NULL;
+		bool cached;
+		enum oauth2_status st = oauth2_access_token(acct, fd, false, &token,
+							    &cached, err, sizeof err);
+		if (st == OAUTH2_OK) {
+			/* the token is good, but the store could not keep it */
+			if (err[0])
+				fprintf(stderr, "postbote: warning: OAuth2: %s\n",
+					err);
+			printf("%s\n", token);
+			free_secret(token);
+		} else {
+			fprintf(stderr, "postbote: OAuth2: %s\n", err);
+			status = st == OAUTH2_TEMPFAIL ? EX_TEMPFAIL : EX_NOPERM;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	aliases_free(aliases);
+	config_free(&cfg);
+	return status;
+}
+
+/* No core dumps and no ptrace: a crash must not leave a password or a
+ * token in a file, and other processes of the same user must not read
+ * them out of memory. */
+static void harden(void)
+{
+	struct rlimit none = { 0, 0 };
+	(void)setrlimit(RLIMIT_CORE, &none);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+static int drop_group(void)
+{
+	gid_t gid = getgid();
+	if (setresgid(gid, gid, gid) < 0 || getegid() != gid) {
+		fprintf(stderr, "postbote: cannot give up the setgid group: %s\n",
+			strerror(errno));
+		return EX_OSERR;
+	}
+	return EX_OK;
+}
+
+/* passwordeval with the group's rights runs in a fixed environment: the
+ * caller's PATH must not choose which "cat" reads the secret. */
+static char *privileged_eval(const char *command, char *err, size_t errlen)
+{
+	static char *clean[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+				 "LC_ALL=C", NULL };
+	char **saved = environ;
+	char *out;
+	environ = clean;
+	out = secret_run_command(command, err, errlen);
+	environ = saved;
+	return out;
+}
+
+/* The system account's password from a source only the group can read,
+ * fetched now, while postbote still has the group. */
+static int prefetch_password(struct account *a)
+{
+	char err[SECRET_ERROR_MAX];
+	struct credentials c;
+	char *p = NULL;
+	if (a->password || (!a->passwordeval && !a->password_file))
+		return EX_OK;
+	if (a->passwordeval) {
+		p = privileged_eval(a->passwordeval, err, sizeof err);
+	} else {
+		const char *got;
+		credentials_init(&c, a, -1, false);
+		got = credentials_password(&c, err, sizeof err);
+		p = got ? xstrdup(got) : NULL;
+		credentials_free(&c);
+	}
+	if (!p) {
+		fprintf(stderr, "postbote: %s: account %s: %s\n", SYSTEM_CONFIG,
+			a->name, err);
+		return EX_CONFIG;
+	}
+	a->password = p;
+	return EX_OK;
+}
+
+/* The system-wide setup (README, "One relay account for all users"):
+ * postbote installed setgid to a group that alone may read
+ * /etc/postbote.conf. The system file is read, and its account's secret
+ * fetched, with that group; then the group is given up for good, before
+ * anything the caller names (-C, -X, a user's own configuration,
+ * recipients, the message) is touched. */
+static int setgid_start(const struct cli *cli)
+{
+	char err[CONFIG_ERROR_MAX];
+	char *path = NULL;
+	int status = EX_OK;
+	/* root can read the file anyway and needs no help. */
+	if (getuid() != 0 && !cli->config_file)
+		path = config_path(cli);
+	if (path && strcmp(path, SYSTEM_CONFIG) == 0 &&
+	    cli->mode != MODE_OAUTH2_AUTHORIZE && cli->mode != MODE_OAUTH2_TOKEN) {
+		if (config_load(path, &system_config, err, sizeof err) < 0) {
+			fprintf(stderr, "postbote: %s\n", err);
+			status = EX_CONFIG;
+		} else {
+			const struct account *a =
+				config_find_account(&system_config, cli->account);
+			if (a && oauth2_configured(a)) {
+				fprintf(stderr, "postbote: %s: account %s uses OAuth2, "
+					"which the setgid system-wide setup does not "
+					"offer; use a password for the shared relay "
+					"account, or a configuration of your own\n",
+					path, a->name);
+				status = EX_CONFIG;
+			} else if (a) {
+				status = prefetch_password((struct account *)a);
+			}
+		}
+	}
+	free(path);
+	if (drop_group() != EX_OK)
+		return EX_OSERR;
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli;
 	char err[256];
 	int status;
+	harden();
 	if (cli_parse(argc, argv, &cli, err, sizeof err) < 0)
 		return usage_error(err);
+	if (getegid() != getgid()) {
+		status = setgid_start(&cli);
+		if (status != EX_OK) {
+			config_free(&system_config);
+			cli_free(&cli);
+			return status;
+		}
+	}
 	switch (cli.mode) {
 	case MODE_HELP:
 		fputs(cli_usage(), stdout);
@@ -774,6 +960,10 @@ int main(int argc, char **argv)
 		break;
 	case MODE_SMTP_STDIO:
 		status = smtp_stdio(&cli);
+		break;
+	case MODE_OAUTH2_AUTHORIZE:
+	case MODE_OAUTH2_TOKEN:
+		status = oauth2_mode(&cli);
 		break;
 	case MODE_NEWALIASES:
 		/* The aliases file is read as it is at each send: nothing to

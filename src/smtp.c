@@ -423,7 +423,7 @@ static int tls_failed(struct smtp_session *s, struct outcome *o,
 		       : tf->kind == TLS_FAIL_HANDSHAKE &&
 				 err->status == IO_TIMEOUT ? FAIL_TIMEOUT
 		       : FAIL_TLS_HANDSHAKE;
-	outcome_set(o, STAGE_TLS, f, "(TLS handshake)", "%s",
+	outcome_set(o, STAGE_TLS, f, NULL, "%s",
 		    tf->detail[0] ? tf->detail : err->detail);
 	smtp_set_state(s, SMTP_STATE_FAILED);
 	return -1;
@@ -573,8 +573,12 @@ int smtp_auth(struct smtp_session *s, const char *mech,
 			return 0;
 		}
 		if (r.code != 334) {
+			const char *why = sasl_client_server_error(client);
 			outcome_set_reply(o, STAGE_AUTH, shown, r.code, r.enhanced,
 					  r.text);
+			if (why)
+				format_into(o->detail, sizeof o->detail, "the "
+					    "server's OAuth2 error: %s", why);
 			smtp_reply_free(&r);
 			return -1;
 		}

@@ -85,6 +85,7 @@ bool outcome_is_temporary(const struct outcome *o)
 	case FAIL_RESOLVE_TEMPORARY:
 	case FAIL_REFUSED:
 	case FAIL_UNREACHABLE:
+	case FAIL_TOKEN_TEMPORARY:
 		return true;
 	default:
 		return false;
@@ -149,8 +150,9 @@ static const char *meaning_of_reply(const struct outcome *o)
 	if (o->stage == STAGE_AUTH)
 		return temp ? "authentication is temporarily unavailable; the "
 			      "message should be sent again later"
-			    : "the server did not accept the user name and "
-			      "password (or mechanism)";
+			    : "the server did not accept the credentials (user "
+			      "name and password, access token or certificate) "
+			      "or the mechanism";
 	if (!strncmp(e + (e[0] ? 1 : 0), ".1.1", 4) && e[0])
 		return "the server says the mailbox does not exist";
 	if (e[0] && !strncmp(e + 1, ".7.", 3))
@@ -212,6 +214,9 @@ const char *status_meaning(const struct outcome *o)
 	case FAIL_NO_AUTH:
 	case FAIL_AUTH_LOCAL:
 		return "postbote could not authenticate to the server";
+	case FAIL_TOKEN_TEMPORARY:
+		return "no OAuth2 access token could be had from the token "
+		       "endpoint for now; the message should be sent again later";
 	case FAIL_TOO_BIG:
 		return "the message is larger than the server accepts";
 	case FAIL_NEEDS_SMTPUTF8:
@@ -266,6 +271,11 @@ char *status_describe(const struct outcome *o)
 	} else {
 		what = xasprintf("%s%s%s", stage_name(o->stage),
 				 o->stage != STAGE_NONE ? ": " : "", o->detail);
+	}
+	if (o->failure == FAIL_REPLY && o->detail[0]) {
+		char *more = xasprintf("%s\n  %s", what, o->detail);
+		free(what);
+		what = more;
 	}
 	result = xasprintf("%s\n  meaning: %s (%s failure, exit status %d)", what,
 			   status_meaning(o), kind, status_exit_code(o));

@@ -44,6 +44,7 @@ enum failure {
 	FAIL_NO_STARTTLS,       /* TLS required, STARTTLS not offered */
 	FAIL_NO_AUTH,           /* authentication needed but not possible */
 	FAIL_AUTH_LOCAL,        /* SASL library or credential source failed */
+	FAIL_TOKEN_TEMPORARY,   /* the OAuth2 token endpoint failed for now */
 	FAIL_TOO_BIG,           /* larger than the server's SIZE */
 	FAIL_NEEDS_SMTPUTF8,
 	FAIL_CONFIG,

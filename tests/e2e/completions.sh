@@ -74,7 +74,7 @@ mapfile -t man_options < <(
 	     o && tp { print; tp = 0 } o && /^\.TP/ { tp = 1 }' \
 		"$top_srcdir/man/postbote.8" |
 		sed 's/\\-/-/g' |
-		grep -oE '(^|[ "])--?[A-Za-z][-A-Za-z]*' | tr -d ' "' | sort -u)
+		grep -oE '(^|[ "])--?[A-Za-z][-A-Za-z0-9]*' | tr -d ' "' | sort -u)
 if [ "${#man_options[@]}" -ge 20 ]; then
 	ok "man/postbote.8 lists ${#man_options[@]} options"
 else

@@ -135,6 +135,10 @@ case_run "silent server after greeting times out" '{"ehlo": {"action": "hang"}}'
 	75 "did not answer in time"
 case_run "silent server after the dot times out" '{"dot": {"action": "hang"}}' \
 	75 "did not answer in time"
+case_run "a TLS handshake that never comes times out" \
+	'{"starttls": {"reply": "220 2.0.0 Ready", "then": "hang"}}' 75 "TLS: TLS handshake: timed out"
+case_run "silent server under TLS (after AUTH) times out" '{"mail": {"action": "hang"}}' \
+	75 "did not answer in time"
 case_run "control characters in replies are made visible" \
 	'{"mail": {"raw": "550 5.7.1 evil\u001b[31m text\r\n"}}' 77 'evil\x1b[31m text'
 case_run "bare-LF replies are understood" \

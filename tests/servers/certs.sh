@@ -7,6 +7,7 @@
 #   wrongname.pem, wrongname-key.pem   only "wrong.example"; signed by ca
 #   other-ca.pem, other-ca-key.pem     a second, untrusted CA
 #   untrusted.pem, untrusted-key.pem   localhost, 127.0.0.1, ::1; signed by other-ca
+#   client.pem, client-key.pem         TLS client certificate "tester@example.org"; signed by ca
 #
 # Certificates are valid from yesterday to two days from now. A set younger
 # than a day is reused as it is; an older or incomplete one is replaced, so
@@ -25,7 +26,7 @@ dir=$1
 
 all_files="ca.pem ca-key.pem server.pem server-key.pem wrongname.pem
 wrongname-key.pem other-ca.pem other-ca-key.pem untrusted.pem
-untrusted-key.pem"
+untrusted-key.pem client.pem client-key.pem"
 
 command -v certtool >/dev/null 2>&1 || {
 	echo "$0: certtool not found (install gnutls-bin)" >&2
@@ -83,13 +84,14 @@ make_ca() {
 		--outfile="$work/$1.pem" 2>/dev/null
 }
 
-# make_server NAME CA CN [extra template lines...]
-make_server() {
+# make_leaf NAME CA PURPOSE CN [extra template lines...]
+make_leaf() {
 	name=$1
 	ca=$2
-	shift 2
+	purpose=$3
+	shift 3
 	new_key "$name-key.pem"
-	write_template "$name.tmpl" "$@" tls_www_server signing_key
+	write_template "$name.tmpl" "$@" "$purpose" signing_key
 	certtool --generate-certificate --no-text \
 		--load-privkey="$work/$name-key.pem" \
 		--load-ca-certificate="$work/$ca.pem" \
@@ -99,16 +101,25 @@ make_server() {
 }
 
 make_ca ca "postbote test CA"
+make_server() {
+	name=$1
+	ca=$2
+	shift 2
+	make_leaf "$name" "$ca" tls_www_server "$@"
+}
+
 make_server server ca localhost \
 	'dns_name = "localhost"' 'ip_address = "127.0.0.1"' 'ip_address = "::1"'
 make_server wrongname ca wrong.example 'dns_name = "wrong.example"'
+make_leaf client ca tls_www_client tester@example.org \
+	'email = "tester@example.org"'
 make_ca other-ca "postbote untrusted CA"
 make_server untrusted other-ca localhost \
 	'dns_name = "localhost"' 'ip_address = "127.0.0.1"' 'ip_address = "::1"'
 
 chmod 600 "$work"/*-key.pem
 chmod 644 "$work"/ca.pem "$work"/server.pem "$work"/wrongname.pem \
-	"$work"/other-ca.pem "$work"/untrusted.pem
+	"$work"/other-ca.pem "$work"/untrusted.pem "$work"/client.pem
 # ca.pem goes last: its presence and age mark a complete set.
 for f in $all_files; do
 	[ "$f" = ca.pem ] || mv -f "$work/$f" "$dir/$f"

@@ -7,7 +7,8 @@ wrong wherever it does.  Python 3 standard library only.
 Server mode
     faultserver.py --port-file FILE [--host 127.0.0.1] [--port 0]
                    [--tls none|starttls|implicit] [--cert PEM [--key PEM]]
-                   [--tls-max 1.2|1.3] [--script SCRIPT.json]
+                   [--tls-max 1.2|1.3] [--client-ca PEM] [--cb-corrupt]
+                   [--script SCRIPT.json]
                    [--record RECORD.jsonl] [--user U --password P]
                    [--hostname fault.test] [--timeout SECONDS] [-v]
 
@@ -17,6 +18,11 @@ Server mode
     --tls defaults to starttls when --cert is given, otherwise none.
     --key defaults to the --cert file.  --timeout (default 300, RFC 5321
     4.5.3.2.7) is the idle time after which the server says 421 and closes.
+    --client-ca asks TLS clients for a certificate signed by that CA (the
+    identity EXTERNAL uses).  SCRAM-*-PLUS check the client's channel
+    binding (tls-unique on TLS 1.2, tls-exporter on TLS 1.3);
+    --cb-corrupt makes the server's side of it wrong, as a
+    man-in-the-middle who terminates TLS would see it.
 
 Helper modes
     faultserver.py --dump RECORD.jsonl --message K --out FILE [--raw]
@@ -51,6 +57,8 @@ below).  The record is JSON Lines, one event per line, each with "conn"
 import argparse
 import base64
 import binascii
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import itertools
@@ -105,7 +113,8 @@ Action object fields:
   action      "drop" (close at once, no reply), "hang" (never reply, never
               close until the client does), "default" (default behaviour)
   delay       seconds to sleep first (also before drop/hang/default)
-  then        "drop": close right after sending the reply
+  then        "drop": close right after sending the reply; "hang": say
+              nothing more (e.g. no TLS handshake after a STARTTLS 220)
   after_bytes (body only) fire the action once this many octets of message
               data have been received (default 0: before any is read;
               never, if the message is shorter)
@@ -153,11 +162,12 @@ class Action:
     """One scripted (or default) behaviour for one occurrence of a stage."""
 
     def __init__(self, kind="default", delay=0.0, payload=None,
-                 then_drop=False, after_bytes=0):
+                 then_drop=False, after_bytes=0, then_hang=False):
         self.kind = kind            # default | drop | hang | reply
         self.delay = delay
         self.payload = payload      # bytes to send when kind == "reply"
         self.then_drop = then_drop
+        self.then_hang = then_hang
         self.after_bytes = after_bytes
 
     @property
@@ -191,11 +201,12 @@ def parse_action(where, stage, obj):
             raise ScriptError(f"{where}: delay must be a number >= 0")
         action.delay = float(delay)
     if "then" in obj:
-        if obj["then"] != "drop":
-            raise ScriptError(f"{where}: then must be \"drop\"")
+        if obj["then"] not in ("drop", "hang"):
+            raise ScriptError(f"{where}: then must be \"drop\" or \"hang\"")
         if kind in ("drop", "hang"):
             raise ScriptError(f"{where}: then cannot follow {kind}")
-        action.then_drop = True
+        action.then_drop = obj["then"] == "drop"
+        action.then_hang = obj["then"] == "hang"
     if "after_bytes" in obj:
         count = obj["after_bytes"]
         if stage != "body":
@@ -750,6 +761,8 @@ class Connection:
         self.send(payload)
         if action.then_drop:
             self.drop_after = True
+        if action.then_hang:
+            self.hang()
         return code, payload.decode("utf-8", "replace")
 
     def hang(self):
@@ -1378,6 +1391,9 @@ class Connection:
             "CRAM-MD5": self.sasl_cram_md5, "XOAUTH2": self.sasl_xoauth2,
             "OAUTHBEARER": self.sasl_oauthbearer,
             "SCRAM-SHA-1": self.sasl_scram, "SCRAM-SHA-256": self.sasl_scram,
+            "SCRAM-SHA-1-PLUS": self.sasl_scram,
+            "SCRAM-SHA-256-PLUS": self.sasl_scram,
+            "EXTERNAL": self.sasl_external,
         }.get(mechanism, self.sasl_other)
         return handler(mechanism, initial, info, forced)
 
@@ -1460,15 +1476,52 @@ class Connection:
         self.sasl_first(initial)
         return self.srv.user is None and self.srv.password is None
 
+    def sasl_external(self, mechanism, initial, info, forced):
+        """RFC 4422 Appendix A: the identity is the TLS client certificate
+        (verified against --client-ca); the message is an authzid."""
+        authzid = self.sasl_first(initial).decode("utf-8", "replace")
+        cert = self.sock.getpeercert() \
+            if isinstance(self.sock, ssl.SSLSocket) else None
+        subject = dict(item for rdn in (cert or {}).get("subject", ())
+                       for item in rdn)
+        info.update(authcid=subject.get("commonName"), authzid=authzid)
+        return bool(cert) and authzid in ("", subject.get("commonName"))
+
+    def channel_binding(self, name):
+        """The data a -PLUS client must have bound to (RFC 5929, 9266)."""
+        if not isinstance(self.sock, ssl.SSLSocket):
+            return None
+        if name == "tls-unique":
+            data = self.sock.get_channel_binding("tls-unique")
+        elif name == "tls-exporter":
+            data = tls_exporter(self.sock)
+        else:
+            return None
+        if data is not None and self.srv.args.cb_corrupt:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        return data
+
     def sasl_scram(self, mechanism, initial, info, forced):
-        """RFC 5802 / RFC 7677, without channel binding."""
-        digest = hashlib.sha1 if mechanism == "SCRAM-SHA-1" \
+        """RFC 5802 / RFC 7677; channel binding for the -PLUS variants."""
+        digest = hashlib.sha1 if mechanism.startswith("SCRAM-SHA-1") \
             else hashlib.sha256
+        plus = mechanism.endswith("-PLUS")
         first = self.sasl_first(initial).decode("utf-8", "replace")
-        match = re.fullmatch(r"([ny]),(a=[^,]*)?,(n=([^,]*),r=([^,]+)"
-                             r"(?:,.*)?)", first)
+        match = re.fullmatch(r"([ny]|p=[A-Za-z0-9.-]+),(a=[^,]*)?,"
+                             r"(n=([^,]*),r=([^,]+)(?:,.*)?)", first)
         if not match:
             raise SaslAbort(501, "5.5.2 Error: malformed SCRAM message")
+        flag = match.group(1)
+        if plus != flag.startswith("p="):
+            raise SaslAbort(535, "5.7.8 Error: channel binding flag does "
+                            "not match the mechanism")
+        info["channel_binding"] = flag[2:] if plus else None
+        cb_data = b""
+        if plus:
+            cb_data = self.channel_binding(flag[2:])
+            if cb_data is None:
+                raise SaslAbort(535, "5.7.8 Error: unsupported channel "
+                                "binding type")
         gs2_header = first[:len(first) - len(match.group(3))]
         client_first_bare = match.group(3)
         user = match.group(4).replace("=2C", ",").replace("=3D", "=")
@@ -1479,7 +1532,7 @@ class Connection:
         final = self.sasl_step(server_first.encode("ascii"))
         final = final.decode("utf-8", "replace")
         without_proof, _, proof = final.rpartition(",p=")
-        expected_c = "c=" + b64(gs2_header.encode("utf-8"))
+        expected_c = "c=" + b64(gs2_header.encode("utf-8") + cb_data)
         if not without_proof.startswith(expected_c + f",r={nonce}"):
             raise SaslAbort(535, "5.7.8 Error: SCRAM binding or nonce "
                             "mismatch")
@@ -1560,12 +1613,38 @@ class Server:
                              name=f"conn-{number}").start()
 
 
+def tls_exporter(sslsock):
+    """RFC 9266 tls-exporter: 32 bytes of keying material, label
+    "EXPORTER-Channel-Binding", no context. The ssl module has no call for
+    it, so OpenSSL is asked directly: CPython 3.11's _ssl._SSLSocket keeps
+    its SSL pointer right after the object header and the weak reference
+    to the socket. Test code only."""
+    libssl = ctypes.CDLL(ctypes.util.find_library("ssl"))
+    export = libssl.SSL_export_keying_material
+    export.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                       ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p,
+                       ctypes.c_size_t, ctypes.c_int]
+    export.restype = ctypes.c_int
+    pointer_size = ctypes.sizeof(ctypes.c_void_p)
+    ssl_ptr = ctypes.c_void_p.from_address(
+        id(sslsock._sslobj) + 3 * pointer_size).value
+    label = b"EXPORTER-Channel-Binding"
+    out = ctypes.create_string_buffer(32)
+    if export(ssl_ptr, out, 32, label, len(label), None, 0, 0) != 1:
+        return None
+    return out.raw
+
+
 def make_ssl_context(args):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if args.tls_max == "1.2":
         context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(args.cert, args.key or args.cert)
+    if args.client_ca:
+        # Ask for a client certificate (EXTERNAL); do not insist on one.
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(args.client_ca)
     return context
 
 
@@ -1645,6 +1724,8 @@ def parse_arguments(argv):
     parser.add_argument("--tls-max", choices=("1.2", "1.3"), default="1.3")
     parser.add_argument("--cert")
     parser.add_argument("--key")
+    parser.add_argument("--client-ca")
+    parser.add_argument("--cb-corrupt", action="store_true")
     parser.add_argument("--script")
     parser.add_argument("--record")
     parser.add_argument("--user")

@@ -249,7 +249,7 @@ START_TEST(test_account_init)
 	ck_assert_ptr_null(a.password);
 	ck_assert_int_eq(a.timeout, 0);
 	ck_assert_ptr_null(a.syslog);
-	ck_assert_uint_eq(a.set, 0);
+	ck_assert_uint_eq(a.set[0] | a.set[1], 0);
 	account_free(&a);
 	ck_assert_ptr_null(a.auth);
 }
@@ -264,7 +264,7 @@ START_TEST(test_new_account_has_defaults)
 	ck_assert_ptr_null(a->host);
 	ck_assert_int_eq(a->port, 0);
 	ck_assert_ptr_null(a->logfile);
-	ck_assert_uint_eq(a->set, 0);
+	ck_assert_uint_eq(a->set[0] | a->set[1], 0);
 }
 END_TEST
 
@@ -1094,7 +1094,7 @@ START_TEST(test_load_refuses_readable_password_file)
 	char *path = write_file("rc", with_password, strlen(with_password),
 				0644);
 	ck_assert_int_eq(config_load(path, &cfg, err, sizeof err), -1);
-	char *expected = xasprintf("%s: holds a password but is readable by "
+	char *expected = xasprintf("%s: holds a password or an OAuth2 secret but is readable by "
 				   "others (mode 0644); run: chmod 600 %s",
 				   path, path);
 	ck_assert_str_eq(err, expected);
@@ -1114,7 +1114,7 @@ START_TEST(test_load_refuses_any_group_or_other_bit)
 	char *path = write_file("rc", with_password, strlen(with_password),
 				too_open[_i]);
 	ck_assert_int_eq(config_load(path, &cfg, err, sizeof err), -1);
-	char *expected = xasprintf("%s: holds a password but is readable by "
+	char *expected = xasprintf("%s: holds a password or an OAuth2 secret but is readable by "
 				   "others (mode %04o); run: chmod 600 %s",
 				   path, (unsigned)too_open[_i], path);
 	ck_assert_str_eq(err, expected);

@@ -1,0 +1,241 @@
+#!/bin/bash
+# End-to-end: authentication against the fault server, for what Dovecot
+# cannot show: the SCRAM -PLUS variants with channel binding (tls-exporter
+# on TLS 1.3, tls-unique on TLS 1.2, and a binding that does not match),
+# XOAUTH2 and OAUTHBEARER with the server's JSON error, EXTERNAL with a
+# TLS client certificate, postbote's choice of mechanism, and every
+# password source (password_env, password_file, ~/.netrc, the terminal).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+POSTBOTE=${POSTBOTE:-$top_builddir/src/postbote}
+FAULT=$top_srcdir/tests/servers/faultserver.py
+work=$E2E_TMP
+sh "$top_srcdir/tests/servers/certs.sh" "$work/certs" >/dev/null || exit 1
+printf 'From: a@example.org\nTo: b@example.org\nSubject: auth test\n\nhello\n' > "$work/msg.eml"
+
+server_pid=
+# start MECHANISMS [faultserver args...]: a STARTTLS server offering
+# "AUTH MECHANISMS" under TLS, user tester, password "s3cret pw".
+start() {
+	local mechs=$1
+	shift
+	stop
+	printf '{"capabilities_tls": ["PIPELINING", "ENHANCEDSTATUSCODES", "AUTH %s"]}\n' \
+		"$mechs" > "$work/script.json"
+	rm -f "$work/port" "$work/record.jsonl"
+	python3 "$FAULT" --port-file "$work/port" --script "$work/script.json" \
+		--record "$work/record.jsonl" --user tester --password 's3cret pw' \
+		--cert "$work/certs/server.pem" --key "$work/certs/server-key.pem" \
+		--client-ca "$work/certs/ca.pem" "$@" &
+	server_pid=$!
+	for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+	port=$(cat "$work/port")
+}
+stop() {
+	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+	server_pid=
+}
+trap_add stop
+
+# conf [extra lines...]: the account, without any secret unless given.
+conf() {
+	{
+		printf 'account default\nhost localhost\nport %s\n' "$port"
+		printf 'tls_trust_file %s\nuser tester\nfrom a@example.org\n' "$work/certs/ca.pem"
+		printf 'queue off\ntimeout 5\n'
+		printf '%s\n' "$@"
+	} > "$work/conf"
+	chmod 600 "$work/conf"
+}
+
+send() { "$POSTBOTE" -C "$work/conf" -v b@example.org < "$work/msg.eml"; }
+summary() { python3 "$FAULT" --summary "$work/record.jsonl"; }
+auth_record() { grep '"event": "auth"' "$work/record.jsonl" | tail -n 1; }
+delivered() { summary | grep -q ' message accepted'; }
+
+# ---------------------------------------------------------------- SCRAM -PLUS
+
+start "PLAIN SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-256-PLUS"
+conf 'password s3cret pw'
+assert_exit 0 "TLS 1.3: auth on picks SCRAM-SHA-256-PLUS" send 2> "$work/err"
+assert_contains "tls-exporter binding checked by the server" \
+	<(auth_record) '"mechanism": "SCRAM-SHA-256-PLUS", "authcid": "tester", "authzid": null, "credentials_ok": true, "channel_binding": "tls-exporter"'
+
+start "PLAIN SCRAM-SHA-1-PLUS" --tls-max 1.2
+conf 'password s3cret pw'
+assert_exit 0 "TLS 1.2: SCRAM-SHA-1-PLUS" send 2> "$work/err"
+assert_contains "tls-unique binding checked by the server" \
+	<(auth_record) '"channel_binding": "tls-unique"'
+
+start "SCRAM-SHA-256-PLUS" --cb-corrupt
+conf 'password s3cret pw'
+assert_exit 77 "a channel binding that does not match fails (exit 77)" send 2> "$work/err"
+assert_contains "the server's refusal is shown" "$work/err" "SCRAM binding or nonce mismatch"
+if delivered; then not_ok "nothing sent after a binding mismatch"; else ok "nothing sent after a binding mismatch"; fi
+
+start "PLAIN SCRAM-SHA-256"
+conf 'password s3cret pw'
+assert_exit 0 "without -PLUS offered: SCRAM-SHA-256" send 2> "$work/err"
+assert_contains <(auth_record) '"mechanism": "SCRAM-SHA-256"'
+
+# ------------------------------------------------------- XOAUTH2, OAUTHBEARER
+
+# msmtp style: the password source prints the access token.
+start "PLAIN XOAUTH2 OAUTHBEARER"
+conf 'password s3cret pw'
+assert_exit 0 "auth on never picks a token mechanism for a password" send 2> "$work/err"
+assert_contains <(auth_record) '"mechanism": "PLAIN"'
+
+for mech in XOAUTH2 OAUTHBEARER; do
+	# the fault server takes its password as the only good token
+	conf "auth $mech" "passwordeval echo s3cret"
+	assert_exit 77 "$mech: a refused token exits 77" send 2> "$work/err"
+	assert_contains "$mech: the server's decoded JSON error is shown" "$work/err" \
+		"the server's OAuth2 error: {\"status\":"
+	assert_not_contains "$mech: the token is not in the output" "$work/err" "s3cret"
+done
+
+start "XOAUTH2 OAUTHBEARER" --password tok-123.abc
+for mech in XOAUTH2 OAUTHBEARER; do
+	conf "auth $mech" 'passwordeval echo tok-123.abc'
+	assert_exit 0 "$mech with a token from passwordeval" send 2> "$work/err"
+	assert_contains "$mech: the server saw user tester" <(auth_record) \
+		"\"mechanism\": \"$mech\", \"authcid\": \"tester\""
+	assert_not_contains "$mech: the token is not in -v output" "$work/err" "tok-123"
+	b64=$(printf 'user=tester\001auth=Bearer tok-123.abc\001\001' | base64 -w0)
+	assert_not_contains "$mech: nor its base64" "$work/err" "${b64:0:20}"
+done
+
+printf '{"capabilities_tls": ["AUTH XOAUTH2"], "auth": {"reply": "454 4.7.0 Temporary authentication failure"}}\n' \
+	> "$work/script.json"
+stop
+rm -f "$work/port"
+python3 "$FAULT" --port-file "$work/port" --script "$work/script.json" \
+	--record "$work/record.jsonl" --cert "$work/certs/server.pem" \
+	--key "$work/certs/server-key.pem" &
+server_pid=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+port=$(cat "$work/port")
+conf 'auth xoauth2' 'passwordeval echo tok'
+assert_exit 75 "XOAUTH2: 454 is temporary (exit 75)" send 2> "$work/err"
+
+start "XOAUTH2 OAUTHBEARER PLAIN" --tls none
+conf 'tls off' 'auth xoauth2' 'passwordeval echo tok-123.abc'
+assert_exit 77 "XOAUTH2 is never used without TLS" send 2> "$work/err"
+assert_contains "the reason is given" "$work/err" "XOAUTH2 would expose the access token"
+if summary | grep -q 'command AUTH'; then
+	not_ok "no AUTH sent in clear text" "$(summary)"
+else
+	ok "no AUTH sent in clear text"
+fi
+conf 'tls off' 'password s3cret pw'
+assert_exit 77 "PLAIN is never used without TLS" send 2> "$work/err"
+assert_contains "without TLS only SCRAM is used" "$work/err" "only the SCRAM mechanisms are used"
+
+# ------------------------------------------------------------------ EXTERNAL
+
+start "PLAIN EXTERNAL"
+conf "tls_cert_file $work/certs/client.pem" "tls_key_file $work/certs/client-key.pem"
+assert_exit 0 "auth on with a client certificate and no password: EXTERNAL" send 2> "$work/err"
+assert_contains "the server saw the certificate's name" <(auth_record) \
+	'"mechanism": "EXTERNAL", "authcid": "tester@example.org"'
+conf 'auth external'
+assert_exit 77 "EXTERNAL without a client certificate is refused by the server" send 2> "$work/err"
+
+start "EXTERNAL"
+conf 'password s3cret pw'
+assert_exit 77 "only EXTERNAL offered, no certificate configured" send 2> "$work/err"
+assert_contains "the missing credential is named" "$work/err" \
+	"EXTERNAL needs a TLS client certificate (tls_cert_file), which is not configured"
+
+# ------------------------------------------------------------------- TLS
+
+start "PLAIN"
+conf 'password s3cret pw' 'tls_certcheck off'
+sed -i '/^tls_trust_file/d' "$work/conf"
+assert_exit 0 "tls_certcheck off still sends" send 2> "$work/err"
+assert_contains "with a loud warning" "$work/err" \
+	"postbote: WARNING: account default has tls_certcheck off: the server's certificate is not checked"
+"$POSTBOTE" -C "$work/conf" b@example.org < "$work/msg.eml" 2> "$work/err"
+assert_contains "the warning is given without -v too" "$work/err" "WARNING"
+
+# ------------------------------------------------------------ password sources
+
+start "PLAIN SCRAM-SHA-256"
+conf 'password_env PB_TEST_PASSWORD'
+PB_TEST_PASSWORD='s3cret pw' assert_exit 0 "password_env" send 2> "$work/err"
+assert_exit 77 "password_env unset" send 2> "$work/err"
+assert_contains "the variable is named" "$work/err" \
+	"password_env: the environment variable PB_TEST_PASSWORD is not set"
+
+printf 's3cret pw\nsecond line ignored\n' > "$work/pwfile"
+chmod 600 "$work/pwfile"
+conf "password_file $work/pwfile"
+assert_exit 0 "password_file (first line)" send 2> "$work/err"
+chmod 644 "$work/pwfile"
+assert_exit 77 "a password_file readable by others is refused" send 2> "$work/err"
+assert_contains "with the fix" "$work/err" "run: chmod 600 $work/pwfile"
+
+mkdir -p "$work/home"
+printf 'machine other.example login tester password wrong\nmacdef init\ncd /\n\nmachine localhost\n  login tester\n  password "s3cret pw"\n' \
+	> "$work/home/.netrc"
+chmod 600 "$work/home/.netrc"
+conf
+HOME=$work/home assert_exit 0 "~/.netrc (machine and login match, quoted password)" send 2> "$work/err"
+sed -i 's/login tester$/login someone-else/' "$work/home/.netrc"
+HOME=$work/home assert_exit 77 "~/.netrc entry for another login is not used" send 2> "$work/err"
+assert_contains "and no password is reported" "$work/err" "SCRAM-SHA-256 needs a password (password, passwordeval"
+printf 'default login tester password "s3cret pw"\n' > "$work/home/.netrc"
+chmod 644 "$work/home/.netrc"
+HOME=$work/home assert_exit 77 "a ~/.netrc readable by others is refused" send 2> "$work/err"
+assert_contains "with the fix" "$work/err" "chmod 600 $work/home/.netrc"
+chmod 600 "$work/home/.netrc"
+HOME=$work/home assert_exit 0 "~/.netrc default entry" send 2> "$work/err"
+
+if command -v dbus-run-session >/dev/null && command -v gnome-keyring-daemon >/dev/null &&
+	command -v secret-tool >/dev/null; then
+	conf
+	mkdir -p "$work/kr-home"
+	HOME=$work/kr-home dbus-run-session -- sh -c '
+		printf unlock | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
+		printf "s3cret pw" | secret-tool store --label=postbote host localhost service smtp user tester
+		"$0" -C "$1" b@example.org < "$2"' "$POSTBOTE" "$work/conf" "$work/msg.eml" \
+		> "$work/kr.out" 2>&1
+	if delivered; then
+		ok "the keyring through secret-tool (msmtp's attributes)"
+	else
+		not_ok "the keyring through secret-tool (msmtp's attributes)" "$(cat "$work/kr.out")"
+	fi
+else
+	skip "the keyring through secret-tool" "gnome-keyring, secret-tool or dbus-run-session missing"
+fi
+
+conf 'passwordeval exit 3'
+assert_exit 77 "a failing passwordeval" send 2> "$work/err"
+assert_contains "is reported with its status" "$work/err" 'passwordeval: the command "exit 3" failed (exit status 3)'
+
+if command -v script >/dev/null; then
+	conf
+	(sleep 1; printf 's3cret pw\n') | HOME=$work/home-empty script -qec \
+		"'$POSTBOTE' -C '$work/conf' b@example.org < '$work/msg.eml'" /dev/null \
+		> "$work/tty.out" 2>&1
+	assert_contains "a terminal prompt when nothing is configured" "$work/tty.out" \
+		"postbote: password for tester at localhost:"
+	if delivered; then
+		ok "and the message is sent with it"
+	else
+		not_ok "and the message is sent with it" "$(cat "$work/tty.out")"
+	fi
+	assert_not_contains "the typed password is not echoed" "$work/tty.out" "s3cret"
+else
+	skip "terminal prompt" "script(1) not installed"
+fi
+conf
+HOME=$work/home-empty assert_exit 77 "no terminal, no source: a clear error" \
+	setsid -w "$POSTBOTE" -C "$work/conf" b@example.org < "$work/msg.eml" 2> "$work/err"
+assert_contains "naming the sources" "$work/err" \
+	"needs a password (password, passwordeval, password_env, password_file, ~/.netrc or secret-tool, or a terminal to ask on), which is not configured"
+
+finish
