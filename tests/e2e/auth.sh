@@ -134,6 +134,66 @@ conf 'tls off' 'password s3cret pw'
 assert_exit 77 "PLAIN is never used without TLS" send 2> "$work/err"
 assert_contains "without TLS only SCRAM is used" "$work/err" "only the SCRAM mechanisms are used"
 
+# ------------------------------------------- OAuth2: postbote's own client
+
+token_pid=
+printf '{"refresh_tokens": ["rt-1"], "responses": {"token": [
+  {"status": 200, "json": {"access_token": "tokA", "expires_in": 3600, "token_type": "Bearer"}},
+  {"status": 200, "json": {"access_token": "tokB", "expires_in": 3600, "token_type": "Bearer"}},
+  {"status": 400, "json": {"error": "invalid_grant", "error_description": "Token has been revoked."}},
+  {"status": 503, "body": "maintenance"}]}}\n' > "$work/token-script.json"
+python3 "$top_srcdir/tests/servers/tokenserver.py" --cert "$work/certs/server.pem" \
+	--key "$work/certs/server-key.pem" --port-file "$work/token-port" \
+	--script "$work/token-script.json" --record "$work/token-record.jsonl" {E2E_TAP_FD}>&- &
+token_pid=$!
+trap_add 'kill $token_pid 2>/dev/null'
+for _ in $(seq 100); do [ -s "$work/token-port" ] && break; sleep 0.05; done
+export XDG_STATE_HOME=$work/state
+oauth_conf() {
+	conf "oauth2_provider custom" \
+		"oauth2_token_url https://127.0.0.1:$(cat "$work/token-port")/token" \
+		"oauth2_client_id test-client" "oauth2_refresh_token rt-1" \
+		"oauth2_trust_file $work/certs/ca.pem"
+}
+token_requests() { grep -c '"path": "/token"' "$work/token-record.jsonl"; }
+
+start "PLAIN XOAUTH2 OAUTHBEARER" --password tokA
+oauth_conf
+assert_exit 0 "OAuth2 account: a token from the token endpoint, OAUTHBEARER" send 2> "$work/err"
+assert_contains <(auth_record) '"mechanism": "OAUTHBEARER", "authcid": "tester", "authzid": null, "credentials_ok": true'
+assert_exit 0 "the second send uses the cached token" send 2> "$work/err"
+assert_eq "one request to the token endpoint for two sends" 1 "$(token_requests)"
+assert_not_contains "the token is not in -v output" "$work/err" "tokA"
+
+start "XOAUTH2" --password tokB
+oauth_conf
+assert_exit 0 "a cached token the server refuses is replaced once" send 2> "$work/err"
+assert_contains "and -v says so" "$work/err" "the server refused the cached access token; fetching a new one"
+assert_eq "two AUTH exchanges, the second with the new token" \
+	"false true" "$(grep '"event": "auth"' "$work/record.jsonl" | sed 's/.*"success": \([a-z]*\).*/\1/' | tr '\n' ' ' | sed 's/ $//')"
+assert_eq "a second request to the token endpoint" 2 "$(token_requests)"
+
+start "XOAUTH2" --password tokC
+oauth_conf
+assert_exit 77 "a refused refresh token: exit 77" send 2> "$work/err"
+assert_contains "with the provider's words" "$work/err" "Token has been revoked."
+rm -rf "$work/state"
+assert_exit 75 "a token endpoint answering 503: temporary (exit 75)" send 2> "$work/err"
+assert_contains "and says why" "$work/err" "503"
+kill "$token_pid" 2>/dev/null
+wait "$token_pid" 2>/dev/null
+rm -rf "$work/state"
+start "XOAUTH2" --password tokC
+oauth_conf
+assert_exit 75 "an unreachable token endpoint: temporary (exit 75)" send 2> "$work/err"
+assert_contains "the report names the token endpoint" "$work/err" "127.0.0.1:$(cat "$work/token-port")"
+if summary | grep -q 'command AUTH'; then
+	not_ok "no AUTH without a token" "$(summary)"
+else
+	ok "no AUTH without a token"
+fi
+unset XDG_STATE_HOME
+
 # ------------------------------------------------------------------ EXTERNAL
 
 start "PLAIN EXTERNAL"
