@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,19 @@ static enum io_status wait_fd(struct stream *s, short events, int64_t deadline,
 			      struct io_error *err)
 {
 	struct pollfd p = { .fd = s->fd, .events = events };
+#ifdef TCP_QUICKACK
+	if (events & POLLIN) {
+		/* Acknowledge what arrives at once instead of after the delayed
+		 * ACK timer (40 ms or more): a server with Nagle on holds its
+		 * next reply until its last segment is acknowledged, and a TLS
+		 * 1.3 server's session ticket, sent just before the greeting or
+		 * the EHLO reply, would otherwise cost a round trip plus that
+		 * timer. The kernel falls back to delayed ACKs by itself,
+		 * hence before every wait. Fails harmlessly on a non-TCP fd. */
+		int one = 1;
+		(void)setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+	}
+#endif
 	for (;;) {
 		int ms = deadline_left(deadline);
 		int n;

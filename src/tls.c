@@ -94,7 +94,13 @@ static int setup_session(struct tls_session *t, int fd,
 {
 	const char *errpos = NULL;
 	const char *prio = opt->priorities ? opt->priorities : TLS_DEFAULT_PRIORITIES;
-	int ret = gnutls_init(&t->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK);
+	/* No session tickets: every run is a new process that could never
+	 * resume, and without the ticket extensions in the ClientHello a
+	 * server that follows RFC 8446 4.2.9 sends no NewSessionTicket
+	 * either, which would otherwise go out just before its greeting or
+	 * EHLO reply and, with Nagle on the server, hold that reply back. */
+	int ret = gnutls_init(&t->session,
+			      GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_TICKETS);
 	if (ret < 0) {
 		set_failure(err, TLS_FAIL_SETUP, "starting a TLS session", ret);
 		return -1;
