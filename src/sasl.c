@@ -299,8 +299,13 @@ static void keep_server_error(struct sasl_client *c, const char *b64)
 	char *shown;
 	free(c->server_error);
 	c->server_error = NULL;
+	char *decoded;
 	if (gsasl_base64_from(b64, strlen(b64), &raw, &len) != GSASL_OK)
 		return;
+	/* Decoded data is not NUL-terminated. */
+	decoded = xstrndup(raw, len);
+	gsasl_free(raw);
+	raw = decoded;
 	/* RFC 7628 3.2.2: a JSON object with status, scope and
 	 * openid-configuration; XOAUTH2 servers send the same shape. */
 	obj = json_tokener_parse(raw);
@@ -312,7 +317,7 @@ static void keep_server_error(struct sasl_client *c, const char *b64)
 	make_visible(shown, strlen(text) * 4 + 1, text, strlen(text));
 	c->server_error = shown;
 	json_object_put(obj);
-	gsasl_free(raw);
+	free(raw);
 }
 
 /* After the initial response, a challenge can only be the server's error
@@ -340,9 +345,9 @@ static int prime_kerberos(struct sasl_client *c, char *err, size_t errlen)
 	char *out = NULL;
 	int rc = gsasl_step64(c->session, "", &out);
 	if (rc != GSASL_OK && rc != GSASL_NEEDS_MORE) {
+		/* gsasl_strerror() adds nothing here but length. */
 		format_into(err, errlen, "%s: no usable Kerberos ticket for this "
-			    "server (see klist; kinit gets one): %s", c->m->name,
-			    gsasl_strerror(rc));
+			    "server (see klist; kinit gets one)", c->m->name);
 		gsasl_free(out);
 		return -1;
 	}

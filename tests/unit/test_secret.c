@@ -165,6 +165,7 @@ START_TEST(nothing_configured)
 	ck_assert_ptr_nonnull(strstr(err, "no password is configured"));
 	credentials_free(&c);
 	/* with "auth xoauth2" the password source gives the token */
+	free(a.auth);
 	a.auth = xstrdup("XOAUTH2");
 	a.passwordeval = xstrdup("echo tok");
 	credentials_init(&c, &a, -1, false);
