@@ -264,6 +264,9 @@ static int open_session(struct smtp_session *s, const struct delivery *d,
 		return -1;
 	if (a->tls && a->tls_starttls && smtp_starttls(s, &tls, o) < 0)
 		return -1;
+	/* PLAIN's AUTH may ride with the first MAIL group (not for -bv,
+	 * whose answers must each be the server's word on a recipient). */
+	s->auth_may_wait = !d->verify_only;
 	if (wants_auth(a) && authenticate(s, d, o) < 0)
 		return -1;
 	return 0;
@@ -396,6 +399,11 @@ int deliver_batch(const struct delivery *d, struct delivery_item *items,
 			transact(&s, d, &items[i]);
 			if (d->item_done)
 				d->item_done(d->item_ctx, items, i);
+			/* What ended the session (a lost connection, or a
+			 * login refused with the first message's group)
+			 * is the outcome of the messages it leaves unsent. */
+			if (s.state == SMTP_STATE_FAILED)
+				outcome_copy(&session, &items[i].res.outcome);
 		}
 	}
 	/* Whatever stopped the session is the outcome of the items it left

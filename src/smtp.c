@@ -218,8 +218,10 @@ void smtp_session_free(struct smtp_session *s)
 	smtp_caps_free(&s->caps);
 	free(s->helo_name);
 	free(s->greeting);
+	free(s->auth_pending);
 	s->helo_name = NULL;
 	s->greeting = NULL;
+	s->auth_pending = NULL;
 }
 
 static void trace(struct smtp_session *s, enum trace_dir dir, const char *text)
@@ -538,6 +540,37 @@ static char *auth_first_line(const char *mech, struct sasl_client *client,
 	}
 }
 
+/* One-message mechanisms: after the initial response the server's only
+ * possible answer is the final reply, never a 334 challenge that a
+ * following MAIL would be taken as the answer to. */
+static bool auth_can_wait(const struct smtp_session *s, const char *mech)
+{
+	return s->auth_may_wait && s->caps.pipelining &&
+	       (strcmp(mech, "PLAIN") == 0 || strcmp(mech, "EXTERNAL") == 0);
+}
+
+/* The reply to an AUTH that went out with this transaction's commands.
+ * 0 when it was 235; -1 with o set otherwise (the connection failed, or
+ * the server refused: then the rest of the group is refused too). */
+static int read_pending_auth(struct smtp_session *s, struct outcome *o)
+{
+	struct smtp_reply r;
+	char *shown = s->auth_pending;
+	int rc;
+	s->auth_pending = NULL;
+	rc = smtp_read_reply(s, s->timeouts.command, STAGE_AUTH, shown, &r, o);
+	if (rc == 0) {
+		if (r.code != 235) {
+			outcome_set_reply(o, STAGE_AUTH, shown, r.code, r.enhanced,
+					  r.text);
+			rc = -1;
+		}
+		smtp_reply_free(&r);
+	}
+	free(shown);
+	return rc;
+}
+
 int smtp_auth(struct smtp_session *s, const char *mech,
 	      struct sasl_client *client, struct outcome *o)
 {
@@ -556,6 +589,15 @@ int smtp_auth(struct smtp_session *s, const char *mech,
 		bool has_data = strlen(line) > strlen(shown);
 		format_into(redacted, sizeof redacted, "%s <credentials redacted>",
 			    shown);
+		if (has_data && auth_can_wait(s, mech)) {
+			rc = queue_command(s, line, redacted, STAGE_AUTH, o);
+			free_secret(line);
+			if (rc < 0)
+				return -1;
+			s->auth_pending = xstrdup(shown);
+			smtp_set_state(s, SMTP_STATE_READY);
+			return 0;
+		}
 		rc = auth_send(s, line, has_data ? redacted : NULL, o);
 		free_secret(line);
 		if (rc < 0)
@@ -716,6 +758,32 @@ static int envelope_lockstep(struct smtp_session *s,
 	return 0;
 }
 
+/* The AUTH that went out ahead of this group was refused: nothing of the
+ * group counts. A server that still opened DATA (it accepted mail without
+ * the login) must not get the message: the connection is dropped without
+ * another byte, which leaves the transaction incomplete (RFC 5321 4.1.1.4
+ * and 3.8). Without that, the session is of no use for the next message
+ * either. */
+static int refused_auth(struct smtp_session *s,
+			struct smtp_transaction_result *res,
+			struct outcome *auth_failure,
+			struct outcome *mail_failure, struct smtp_reply *data)
+{
+	for (size_t i = 0; i < res->nrcpts; i++) {
+		res->rcpts[i].accepted = false;
+		outcome_clear(&res->rcpts[i].outcome);
+	}
+	res->naccepted = 0;
+	if (data && data->code == 354)
+		tracef(s, "the server opened DATA after refusing AUTH: the "
+		       "connection is closed without sending the message");
+	outcome_copy(&res->outcome, auth_failure);
+	outcome_clear(auth_failure);
+	outcome_clear(mail_failure);
+	smtp_set_state(s, SMTP_STATE_FAILED);
+	return -1;
+}
+
 /* RFC 2920: MAIL, the RCPTs and DATA go out together (in groups of at
  * most SMTP_PIPELINE_RCPT_MAX recipients); every reply is then read in
  * order and matched to its command. The DATA reply is left in *data;
@@ -726,8 +794,9 @@ static int envelope_pipelined(struct smtp_session *s,
 			      struct smtp_reply *data)
 {
 	struct smtp_reply r;
-	struct outcome mail_failure = { 0 };
+	struct outcome mail_failure = { 0 }, auth_failure = { 0 };
 	size_t from = 0;
+	bool auth_waiting = s->auth_pending != NULL;
 	if (queue_command(s, mail, NULL, STAGE_MAIL, &res->outcome) < 0)
 		return -1;
 	do {
@@ -739,6 +808,15 @@ static int envelope_pipelined(struct smtp_session *s,
 						   &res->outcome) < 0) ||
 		    flush(s, STAGE_MAIL, mail, &res->outcome) < 0)
 			return -1;
+		if (auth_waiting && read_pending_auth(s, &auth_failure) < 0) {
+			if (auth_failure.failure != FAIL_REPLY) {
+				outcome_copy(&res->outcome, &auth_failure);
+				outcome_clear(&auth_failure);
+				smtp_set_state(s, SMTP_STATE_FAILED);
+				return -1;
+			}
+		}
+		auth_waiting = false;
 		if (from == 0) {
 			if (expect(s, s->timeouts.command, STAGE_MAIL, mail, 2, &r,
 				   &mail_failure) < 0 &&
@@ -761,6 +839,8 @@ static int envelope_pipelined(struct smtp_session *s,
 	    smtp_read_reply(s, s->timeouts.data_init, STAGE_DATA, "DATA", data,
 			    &res->outcome) < 0)
 		return -1;
+	if (auth_failure.failure != FAIL_NONE)
+		return refused_auth(s, res, &auth_failure, &mail_failure, data);
 	if (mail_failure.failure != FAIL_NONE) {
 		/* The RCPT replies after a refused MAIL ("503 need MAIL")
 		 * say nothing about the recipients: forget them. */

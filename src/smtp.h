@@ -85,6 +85,11 @@ struct smtp_session {
 	void *trace_ctx;
 	char *helo_name;
 	char *greeting;         /* the server's 220 text */
+	/* Set by the caller before smtp_auth: an AUTH that is complete in
+	 * one line may wait in the output buffer and go out with the next
+	 * transaction's MAIL/RCPT/DATA group (PIPELINING only). */
+	bool auth_may_wait;
+	char *auth_pending;     /* that AUTH (as shown), its reply unread */
 };
 
 /* --- pure parsers (unit tested) --- */
@@ -130,7 +135,12 @@ int smtp_implicit_tls(struct smtp_session *s, const struct tls_options *tls,
 		      struct outcome *o);
 
 struct sasl_client;
-/* The AUTH exchange (RFC 4954) for a started SASL client. */
+/* The AUTH exchange (RFC 4954) for a started SASL client. With
+ * auth_may_wait, the server offering PIPELINING and a mechanism whose only
+ * message is the initial response and whose server says nothing but the
+ * final reply (PLAIN, EXTERNAL), the command is only queued: it returns 0
+ * at once and the reply is read, and checked, with the next transaction's
+ * replies, before MAIL's. That saves the round trip of waiting for 235. */
 int smtp_auth(struct smtp_session *s, const char *mech,
 	      struct sasl_client *client, struct outcome *o);
 

@@ -80,6 +80,57 @@ conf 'password s3cret pw'
 assert_exit 0 "without -PLUS offered: SCRAM-SHA-256" send 2> "$work/err"
 assert_contains <(auth_record) '"mechanism": "SCRAM-SHA-256"'
 
+# ------------------------------------------- AUTH PLAIN with the first group
+
+# line_of FILE TEXT: the number of the first line holding TEXT (0: none).
+line_of() { grep -nF -- "$2" "$1" | head -n 1 | cut -d: -f1 | grep . || echo 0; }
+before() { # NAME FILE FIRST SECOND: FIRST appears in FILE before SECOND
+	local a b
+	a=$(line_of "$2" "$3")
+	b=$(line_of "$2" "$4")
+	if [ "$a" -gt 0 ] && [ "$b" -gt 0 ] && [ "$a" -lt "$b" ]; then
+		ok "$1"
+	else
+		not_ok "$1" "\"$3\" (line $a) should come before \"$4\" (line $b):
+$(cat "$2")"
+	fi
+}
+
+start "PLAIN"
+conf 'password s3cret pw'
+assert_exit 0 "AUTH PLAIN with PIPELINING" send 2> "$work/err"
+before "AUTH PLAIN goes out with MAIL, RCPT and DATA (no wait for 235)" \
+	"$work/err" "--> MAIL FROM" "<-- 235"
+"$POSTBOTE" -C "$work/conf" -v -bv b@example.org 2> "$work/err" > /dev/null
+before "-bv waits for 235 before MAIL" "$work/err" "<-- 235" "--> MAIL FROM"
+start "SCRAM-SHA-256"
+conf 'password s3cret pw'
+assert_exit 0 "SCRAM (several steps) with PIPELINING" send 2> "$work/err"
+before "SCRAM is never pipelined" "$work/err" "<-- 235" "--> MAIL FROM"
+
+# A server that refuses the login but would take the mail anyway.
+stop
+printf '{"capabilities_tls": ["PIPELINING", "ENHANCEDSTATUSCODES", "AUTH PLAIN"], "auth": {"reply": "535 5.7.8 Authentication credentials invalid"}, "mail": {"reply": "250 2.1.0 ok"}, "rcpt": {"reply": "250 2.1.5 ok"}, "data": {"reply": "354 go ahead"}}\n' \
+	> "$work/script.json"
+rm -f "$work/port" "$work/record.jsonl"
+python3 "$FAULT" --port-file "$work/port" --script "$work/script.json" \
+	--record "$work/record.jsonl" --cert "$work/certs/server.pem" \
+	--key "$work/certs/server-key.pem" &
+server_pid=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+port=$(cat "$work/port")
+conf 'password s3cret pw'
+assert_exit 77 "a refused pipelined AUTH: exit 77" send 2> "$work/err"
+assert_contains "the server's refusal is the report" "$work/err" \
+	"AUTH PLAIN: server replied 535 5.7.8 Authentication credentials invalid"
+assert_contains "a 354 after the refusal gets no message" "$work/err" \
+	"the connection is closed without sending the message"
+if summary | grep -q ' message accepted'; then
+	not_ok "nothing delivered without the login" "$(summary)"
+else
+	ok "nothing delivered without the login"
+fi
+
 # ------------------------------------------------------- XOAUTH2, OAUTHBEARER
 
 # msmtp style: the password source prints the access token.
