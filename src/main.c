@@ -21,6 +21,7 @@ extern char **environ;
 #include "cli.h"
 #include "compose.h"
 #include "config.h"
+#include "curl_loader.h"
 #include "delivery.h"
 #include "envelope.h"
 #include "flush.h"
@@ -122,10 +123,15 @@ static int usage_error(const char *msg)
 static int print_version(void)
 {
 	char *mechs = sasl_available_mechanisms();
+	char err[512];
+	const struct curl_api *curl = curl_api_get(err, sizeof err);
 	printf("postbote %s\nGnuTLS %s, libgsasl %s, libcurl %s\n"
 	       "SASL mechanisms: %s\n", PACKAGE_VERSION, tls_library_version(),
-	       sasl_library_version(), curl_version_info(CURLVERSION_NOW)->version,
-	       mechs);
+	       sasl_library_version(), curl ?
+	       curl->version_info(CURLVERSION_NOW)->version : "missing", mechs);
+	/* the rest works without it */
+	if (!curl)
+		fprintf(stderr, "postbote: OAuth2 will not work: %s\n", err);
 	free(mechs);
 	return EX_OK;
 }

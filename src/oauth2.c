@@ -610,7 +610,8 @@ static enum oauth2_status refresh_grant(const struct account *a,
 	enum oauth2_status st;
 	memset(r, 0, sizeof *r);
 	oauth2_resolve(a, &e);
-	if (oauth2_client_secret(a, &secret, err, errlen) < 0)
+	if (oauth2_http_start(err, errlen) < 0 ||
+	    oauth2_client_secret(a, &secret, err, errlen) < 0)
 		return OAUTH2_FAIL;
 	{
 		const struct oauth2_field fields[] = {

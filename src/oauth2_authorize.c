@@ -656,6 +656,11 @@ int oauth2_authorize(const struct account *a, int store_fd,
 	}
 	if (choose_flow(a, &e, &flow) < 0)
 		return EX_CONFIG;
+	/* before the user is sent to a browser for nothing */
+	if (oauth2_http_start(err, sizeof err) < 0) {
+		fprintf(stderr, "postbote: account %s: %s\n", a->name, err);
+		return exit_status(OAUTH2_FAIL);
+	}
 	st = flow == OAUTH2_FLOW_BROWSER ? browser_flow(a, &e, &r, err, sizeof err)
 					 : device_flow(a, &e, &r, err, sizeof err);
 	if (st != OAUTH2_OK) {

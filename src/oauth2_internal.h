@@ -60,6 +60,14 @@ void oauth2_random_string(char out[OAUTH2_CHALLENGE_LEN + 1]);
 /* Lower-case hex SHA-256 of text (65 bytes with the NUL). */
 void oauth2_sha256_hex(const char *text, char out[65]);
 
+/* Load libcurl (curl_loader) and set it up: 0, or -1 with err ("OAuth2
+ * needs libcurl (FILE): why"), a permanent failure. Call it before
+ * oauth2_form_encode, oauth2_form_decode or oauth2_url_display, which
+ * have no way to report it (they abort); oauth2_http_post calls it
+ * itself. Only a run that sends a request calls it: a cached token needs
+ * no libcurl. */
+int oauth2_http_start(char *err, size_t errlen);
+
 struct oauth2_field {
 	const char *name;
 	const char *value;      /* NULL: the field is left out */

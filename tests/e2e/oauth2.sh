@@ -488,6 +488,52 @@ auth_wait
 check "the device flow without a device URL: exit 78, the keyword named" \
 	eval '[ $RC -eq 78 ] && has "$AERR" "the device flow needs oauth2_device_url"'
 
+# --- without libcurl ----------------------------------------------------------------
+
+# libcurl is not linked but loaded for a request. With its file hidden (an
+# empty file bound over it in a private mount namespace): a cached token
+# still comes out, a refresh fails for good naming the library,
+# --oauth2-authorize stops before anyone is sent to a browser, and
+# --version still answers.
+check "postbote does not link libcurl" eval '! ldd "$POSTBOTE" | grep -q libcurl'
+curl_soname=$(sed -n 's/^#define CURL_SONAME "\(.*\)"$/\1/p' "$top_builddir/autoconf.h")
+curl_file=$(ldconfig -p | awk -v n="$curl_soname" '$1 == n { print $NF; exit }')
+: > "$E2E_TMP/empty"
+# no_curl COMMAND...: COMMAND without libcurl; stdout in $OUT, stderr in
+# $ERR (and collected), exit status in $RC.
+no_curl() {
+	RC=0
+	unshare -m sh -c 'mount --make-rprivate / && mount --bind "$0" "$1" &&
+		shift && exec "$@"' "$E2E_TMP/empty" "$curl_file" "$@" > "$OUT" 2> "$ERR" || RC=$?
+	cat "$ERR" >> "$stderr_all"
+}
+if [ "$(id -u)" -ne 0 ] || [ -z "$curl_file" ] || ! unshare -m true 2>/dev/null; then
+	skip "without libcurl" "needs root, unshare, and ldconfig to know ${curl_soname:-libcurl}"
+else
+	script '{"refresh_tokens": ["rt-one"]}'
+	conf nocurl "$(base_conf 'oauth2_refresh_token rt-one')"
+	before=$(requests)
+	no_curl "$POSTBOTE" -C "$E2E_TMP/nocurl.conf" --oauth2-token
+	check "without libcurl a refresh fails for good (exit 77), naming $curl_soname" \
+		eval '[ $RC -eq 77 ] && [ ! -s "$OUT" ] && [ "$(requests)" -eq "$before" ] &&
+		has "$ERR" "OAuth2 needs libcurl ($curl_soname): "'
+	token nocurl
+	nocurl_token=$(cat "$OUT")
+	no_curl "$POSTBOTE" -C "$E2E_TMP/nocurl.conf" --oauth2-token
+	check "without libcurl a cached token still comes out (libcurl is loaded only for a request)" \
+		eval '[ $RC -eq 0 ] && [ "$(cat "$OUT")" = "$nocurl_token" ] && [ ! -s "$ERR" ] &&
+		[ "$(requests)" -eq $((before + 1)) ]'
+	web_conf nocurlweb microsoft
+	no_curl "$POSTBOTE" -C "$E2E_TMP/nocurlweb.conf" --oauth2-authorize=device
+	check "without libcurl --oauth2-authorize fails (exit 77) before showing anything" \
+		eval '[ $RC -eq 77 ] && [ ! -s "$OUT" ] && [ "$(requests)" -eq $((before + 1)) ] &&
+		has "$ERR" "account nocurlweb: OAuth2 needs libcurl ($curl_soname): "'
+	no_curl "$POSTBOTE" --version
+	check "without libcurl --version answers, libcurl missing" \
+		eval '[ $RC -eq 0 ] && has "$OUT" ", libcurl missing" && has "$OUT" "SASL mechanisms:" &&
+		has "$ERR" "OAuth2 will not work: libcurl ($curl_soname): "'
+fi
+
 # --- nothing secret on stderr ------------------------------------------------------
 
 leaks=$(grep -oE 'rt-one|rt-two|rt-rot|rt-revoked|rt-leak|rt-issued-[0-9]+|cs-xyz|at-[0-9]+|code-[0-9]+|dc-[0-9]+' "$stderr_all" | sort -u)

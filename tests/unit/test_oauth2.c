@@ -1,5 +1,6 @@
 #include "autoconf.h"
 #include "config.h"
+#include "curl_loader.h"
 #include "oauth2.h"
 #include "oauth2_internal.h"
 #include "util.h"
@@ -128,6 +129,54 @@ START_TEST(test_form_decode)
 	ck_assert_str_eq(s, "abc");
 	free(s);
 	ck_assert_ptr_null(oauth2_form_decode("a%00b", 5));
+}
+END_TEST
+
+/* ---- loading libcurl ---- */
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+START_TEST(test_curl_load_missing_file)
+{
+	struct curl_api api;
+	ck_assert_int_eq(curl_api_load("libcurl-postbote-none.so.4", &api, err,
+				       sizeof err), -1);
+	ck_assert_msg(starts_with(err, "libcurl (libcurl-postbote-none.so.4): "),
+		      "%s", err);
+	ck_assert_msg(strstr(err, "cannot open shared object file"), "%s", err);
+	ck_assert_ptr_null(api.easy_init);
+}
+END_TEST
+
+/* A library that loads but is not libcurl: the missing function named. */
+START_TEST(test_curl_load_not_libcurl)
+{
+	struct curl_api api;
+	ck_assert_int_eq(curl_api_load("libc.so.6", &api, err, sizeof err), -1);
+	ck_assert_msg(starts_with(err, "libcurl (libc.so.6): "), "%s", err);
+	ck_assert_msg(strstr(err, "curl_global_init"), "%s", err);
+	ck_assert_ptr_null(api.global_init);
+}
+END_TEST
+
+START_TEST(test_curl_load_configured)
+{
+	struct curl_api api;
+	const struct curl_api *kept;
+	ck_assert_msg(curl_api_load(CURL_SONAME, &api, err, sizeof err) == 0,
+		      "%s", err);
+	ck_assert_ptr_nonnull(api.url_cleanup);
+	/* configure requires 7.68 */
+	ck_assert_uint_ge(api.version_info(CURLVERSION_NOW)->version_num,
+			  0x074400);
+	kept = curl_api_get(err, sizeof err);
+	ck_assert_ptr_nonnull(kept);
+	ck_assert_ptr_eq(kept, curl_api_get(err, sizeof err));
+	ck_assert_ptr_eq(kept->easy_init, api.easy_init);
+	ck_assert_int_eq(oauth2_http_start(err, sizeof err), 0);
 }
 END_TEST
 
@@ -914,6 +963,13 @@ static Suite *oauth2_suite(void)
 	tcase_add_test(tc, test_form_encode);
 	tcase_add_test(tc, test_form_decode);
 	tcase_add_test(tc, test_visible_redacts);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("libcurl");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_curl_load_missing_file);
+	tcase_add_test(tc, test_curl_load_not_libcurl);
+	tcase_add_test(tc, test_curl_load_configured);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("account");
