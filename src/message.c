@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,80 @@
 /* The header block is read back from the spool file into memory; the two
  * extra bytes let the empty separator line after a maximal block fit. */
 #define HEADER_READ_MAX (MESSAGE_HEADER_BLOCK_MAX + 2)
+
+/* ---- scanning a word (8 bytes) at a time ----
+ * Nearly every byte of a big message is ordinary text that is copied as it
+ * is; these find the few bytes that need a look (CR, LF, NUL, >= 0x80)
+ * without a branch per byte. */
+
+#define WORD_ONES (UINT64_MAX / 255)	/* 0x0101...01 */
+#define WORD_HIGHS (WORD_ONES * 0x80)	/* 0x8080...80 */
+
+/* The 8 bytes at p, the first in the lowest bits (where ctz finds it). */
+static uint64_t word_at(const char *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, sizeof w);
+#if defined __BYTE_ORDER__ && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
+}
+
+/* Whether some byte of w is below k (1 <= k <= 0x80). Exact: a borrow
+ * only starts at a byte below k, and the lowest such byte always shows. */
+static bool word_has_below(uint64_t w, unsigned k)
+{
+	return ((w - WORD_ONES * k) & ~w & WORD_HIGHS) != 0;
+}
+
+/* 0x80 in every byte of w that is c, 0 in the others (exact: no carry
+ * crosses a byte). */
+static uint64_t word_bytes_equal(uint64_t w, unsigned char c)
+{
+	uint64_t x = w ^ (WORD_ONES * c);
+
+	return ~(((x & ~WORD_HIGHS) + ~WORD_HIGHS) | x | ~WORD_HIGHS);
+}
+
+/* The length of the run of p[0..n) before the first CR or LF, or NUL too
+ * when nul_stops. All three are below 0x0e: a word without such a byte
+ * (nearly every word of text) is passed after one test. */
+static size_t run_before(const char *p, size_t n, bool nul_stops)
+{
+	size_t i = 0;
+
+	for (; n - i >= sizeof(uint64_t); i += sizeof(uint64_t)) {
+		uint64_t w = word_at(p + i);
+		uint64_t stops;
+		if (!word_has_below(w, '\r' + 1))
+			continue;
+		stops = word_bytes_equal(w, '\r') | word_bytes_equal(w, '\n');
+		if (nul_stops)
+			stops |= word_bytes_equal(w, '\0');
+		if (stops)
+			return i + (size_t)__builtin_ctzll(stops) / 8;
+	}
+	while (i < n && p[i] != '\r' && p[i] != '\n' &&
+	       !(nul_stops && p[i] == '\0'))
+		i++;
+	return i;
+}
+
+/* Whether p[0..n) has a byte >= 0x80. No early exit: a plain OR over
+ * words, which the compiler may widen further. */
+static bool has_eight_bit(const char *p, size_t n)
+{
+	uint64_t any = 0;
+	size_t i = 0;
+
+	for (; n - i >= sizeof any; i += sizeof any)
+		any |= word_at(p + i);
+	for (; i < n; i++)
+		any |= (unsigned char)p[i];
+	return (any & WORD_HIGHS) != 0;
+}
 
 static bool is_wsp(char c)
 {
@@ -338,24 +413,23 @@ static int line_put(struct spooler *s, const char *p, size_t n)
  * at one, so NULs are dropped (and counted) rather than sent. */
 static int spool_text(struct spooler *s, const char *p, size_t n)
 {
-	size_t start = 0;
+	const char *nul;
 
 	s->in_len += n;
 	if (s->in_len > s->msg->longest_input_line)
 		s->msg->longest_input_line = s->in_len;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c >= 0x80) {
-			s->msg->eight_bit = true;
-		} else if (c == 0) {
-			s->msg->has_nul = true;
-			s->msg->nul_removed++;
-			if (line_put(s, p + start, i - start) != 0)
-				return -1;
-			start = i + 1;
-		}
+	if (!s->msg->eight_bit && has_eight_bit(p, n))
+		s->msg->eight_bit = true;
+	while ((nul = memchr(p, '\0', n)) != NULL) {
+		size_t k = (size_t)(nul - p);
+		s->msg->has_nul = true;
+		s->msg->nul_removed++;
+		if (line_put(s, p, k) != 0)
+			return -1;
+		p += k + 1;
+		n -= k + 1;
 	}
-	return line_put(s, p + start, n - start);
+	return line_put(s, p, n);
 }
 
 /* The current line ends: what was held back goes out, and the kind of a
@@ -495,12 +569,58 @@ static int spool_line_end(struct spooler *s)
 	return spool_raw(s, "\r\n", 2);
 }
 
-static size_t content_run(const char *p, size_t n)
+/* Past the header block nearly every line is body text that is stored as
+ * it is plus CRLF, so whole lines are taken here instead of through the
+ * general steps of spool_feed. It needs role ROLE_BODY and nothing held
+ * back (a ".", a From_ line, a CR's LF); a line that starts in ROLE_BODY is
+ * never the first one, so it cannot be a From_ line. It stops before what
+ * the general steps must see: a "." starting a line when that may end the
+ * input, and a NUL. A line end gets what spool_line_end does for a body
+ * line: CRLF. *used: the bytes taken, all of them stored (so their 8-bit
+ * bytes count, unlike those after a lone "."). */
+static int spool_body_lines(struct spooler *s, const char *p, size_t n,
+			    size_t *used)
 {
 	size_t i = 0;
-	while (i < n && p[i] != '\r' && p[i] != '\n')
-		i++;
-	return i;
+	int rc = 0;
+
+	while (i < n && rc == 0) {
+		if (s->at_line_start) {
+			if (s->dot_ends_input && p[i] == '.')
+				break;
+			s->at_line_start = false;
+		}
+		size_t run = run_before(p + i, n - i, true);
+		if (s->out_len + run <= MESSAGE_LINE_MAX) {
+			s->in_len += run;
+			if (s->in_len > s->msg->longest_input_line)
+				s->msg->longest_input_line = s->in_len;
+			rc = spool_out(s, p + i, run);
+		} else {
+			rc = spool_text(s, p + i, run);	/* split */
+		}
+		i += run;
+		if (rc != 0 || i == n || p[i] == '\0')
+			break;
+		if (p[i++] == '\r') {
+			if (i == n)
+				s->after_cr = true;
+			else if (p[i] == '\n')
+				i++;
+		}
+		spool_next_line(s);
+		rc = spool_raw(s, "\r\n", 2);
+	}
+	if (!s->msg->eight_bit && has_eight_bit(p, i))
+		s->msg->eight_bit = true;
+	*used = i;
+	return rc;
+}
+
+static bool body_lines_ahead(const struct spooler *s)
+{
+	return s->role == ROLE_BODY && !s->after_cr && !s->pending_dot &&
+	       !s->pending_from && !s->dropping_line;
 }
 
 /* RFC 5321 2.3.8: only CRLF may end a line on the wire; a lone LF and a
@@ -511,6 +631,15 @@ static int spool_feed(struct spooler *s, const char *p, size_t n)
 	size_t i = 0;
 
 	while (i < n && !s->ended) {
+		/* then one general step for the byte it stopped at */
+		if (body_lines_ahead(s)) {
+			size_t used;
+			if (spool_body_lines(s, p + i, n - i, &used) != 0)
+				return -1;
+			i += used;
+			if (i == n)
+				break;
+		}
 		char c = p[i];
 		if (s->after_cr) {
 			s->after_cr = false;
@@ -526,7 +655,7 @@ static int spool_feed(struct spooler *s, const char *p, size_t n)
 			i++;
 			continue;
 		}
-		size_t run = content_run(p + i, n - i);
+		size_t run = run_before(p + i, n - i, false);
 		if (spool_content(s, p + i, run) != 0)
 			return -1;
 		i += run;

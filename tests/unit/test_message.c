@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1459,6 +1460,242 @@ START_TEST(test_nul_at_read_boundary)
 }
 END_TEST
 
+/* ---- body lines: word and read-block boundaries ----
+ * Body lines are scanned a word at a time and copied whole; whatever needs
+ * a look (CR, LF, NUL, a byte >= 0x80, a "." that may end the input, a
+ * line over 998 octets) can fall at any byte of a word and on either side
+ * of a read boundary. */
+
+/* The body rules, one byte at a time: what the spooler must store for an
+ * input whose header block is empty (it starts with an empty line). */
+struct body_model {
+	struct text out;
+	size_t longest_line, longest_input_line, lines_split, nuls;
+	bool eight_bit;
+};
+
+static bool model_lone_dot(const char *in, size_t n, size_t i)
+{
+	return in[i] == '.' &&
+	       (i + 1 == n || in[i + 1] == '\r' || in[i + 1] == '\n');
+}
+
+static void model_body(const char *in, size_t n, bool dot,
+		       struct body_model *m)
+{
+	size_t out_len = 0, in_len = 0;
+	bool after_cr = false, in_line = false;
+
+	memset(m, 0, sizeof *m);
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		if (after_cr) {
+			after_cr = false;
+			if (c == '\n')
+				continue;
+		}
+		if (!in_line && dot && model_lone_dot(in, n, i))
+			return;
+		if (c == '\r' || c == '\n') {
+			text_str(&m->out, "\r\n");
+			out_len = in_len = 0;
+			in_line = false;
+			after_cr = c == '\r';
+			continue;
+		}
+		in_line = true;
+		if (++in_len > m->longest_input_line)
+			m->longest_input_line = in_len;
+		if (c == '\0') {
+			m->nuls++;
+			continue;
+		}
+		m->eight_bit |= (unsigned char)c >= 0x80;
+		if (out_len == MESSAGE_LINE_MAX) {
+			text_str(&m->out, "\r\n");
+			m->lines_split++;
+			out_len = 0;
+		}
+		text_add(&m->out, &c, 1);
+		if (++out_len > m->longest_line)
+			m->longest_line = out_len;
+	}
+	if (in_line)
+		text_str(&m->out, "\r\n");
+}
+
+static void assert_like_model(const char *in, size_t n, bool dot,
+			      const struct message *m)
+{
+	struct body_model want;
+	char *got = spool_contents(m);
+
+	model_body(in, n, dot, &want);
+	assert_bytes(got, (size_t)m->size, want.out.p, want.out.n);
+	ck_assert_int_eq(m->header_end, 2);
+	ck_assert_uint_eq(m->nheaders, 0);
+	ck_assert_uint_eq(m->longest_line, want.longest_line);
+	ck_assert_uint_eq(m->longest_input_line, want.longest_input_line);
+	ck_assert_uint_eq(m->lines_split, want.lines_split);
+	ck_assert_uint_eq(m->nul_removed, want.nuls);
+	ck_assert(m->has_nul == (want.nuls > 0));
+	ck_assert(m->eight_bit == want.eight_bit);
+	free(want.out.p);
+	free(got);
+}
+
+/* Spools in from a regular file (64 KiB reads) and through a pipe, in
+ * one write and, with small_writes, in writes of a few bytes; checks each
+ * against the model. */
+static void check_body(const char *in, size_t n, bool dot, bool small_writes)
+{
+	static const size_t writes[] = { 0, 1, 3, 8, 13 };
+	size_t nwrites = small_writes ? sizeof writes / sizeof *writes : 1;
+	struct message m;
+	char err[256] = "";
+
+	ck_assert_msg(spool_file(in, n, dot, &m, err, sizeof err) == 0, "%s",
+		      err);
+	assert_like_model(in, n, dot, &m);
+	message_free(&m);
+	for (size_t w = 0; w < nwrites; w++) {
+		ck_assert_msg(spool_pipe(in, n, writes[w], dot, &m, err,
+					 sizeof err) == 0, "%s", err);
+		assert_like_model(in, n, dot, &m);
+		message_free(&m);
+	}
+}
+
+static uint32_t next_random(uint32_t *state)
+{
+	/* xorshift32: the same inputs on every run */
+	*state ^= *state << 13;
+	*state ^= *state >> 17;
+	*state ^= *state << 5;
+	return *state;
+}
+
+/* Mostly text, with every byte that needs a look sprinkled in at random
+ * places, and now and then a long run that crosses 998 octets. */
+static struct text random_body(uint32_t *state, size_t len, bool eight_bit)
+{
+	static const char special[] = "\r\n\0.\t \x0b\x7f";
+	struct text t = { 0 };
+
+	text_str(&t, "\n");
+	while (t.n < len) {
+		uint32_t r = next_random(state);
+		char c = (char)('a' + (char)(r % 26));
+		if (r % 1000 == 0) {
+			text_pattern(&t, 990 + (r >> 10) % 20, 'A');
+			continue;
+		}
+		if (r % 7 == 0)
+			c = special[(r >> 8) % (sizeof special - 1)];
+		else if (eight_bit && r % 97 == 0)
+			c = (char)0xe9;
+		text_add(&t, &c, 1);
+	}
+	return t;
+}
+
+START_TEST(test_body_like_byte_model)
+{
+	static const char stops[] = { '\r', '\n', '\0', '.' };
+	uint32_t state = 2463534242u;
+
+	for (int i = 0; i < 8; i++) {
+		struct text in = random_body(&state, 20000, i % 2 == 1);
+		check_body(in.p, in.n, i % 4 >= 2, true);
+		free(in.p);
+	}
+	/* each byte that stops a run at each offset of a word */
+	for (size_t len = 0; len < 20; len++) {
+		for (size_t c = 0; c < sizeof stops; c++) {
+			struct text in = { 0 };
+			text_str(&in, "\n");
+			for (size_t k = 0; k < 3; k++) {
+				text_pattern(&in, len, 'a');
+				text_add(&in, &stops[c], 1);
+				text_pattern(&in, len, 'a');
+				text_str(&in, "\xe9\n.\n");
+			}
+			check_body(in.p, in.n, len % 2 == 1, true);
+			free(in.p);
+		}
+	}
+}
+END_TEST
+
+/* A body of pre bytes of short lines (the last one cut short), then
+ * after: from a regular file, after[65536 - pre] starts the second read. */
+static void check_body_at_block(size_t pre, const char *after, size_t alen,
+				bool dot)
+{
+	char *in = xmalloc(pre + alen);
+
+	fill_short_lines(in, pre);
+	in[0] = '\n';	/* an empty header block */
+	memcpy(in + pre, after, alen);
+	check_body(in, pre + alen, dot, false);
+	free(in);
+}
+
+#define CHECK_AT_BLOCK(pre, after, dot) \
+	check_body_at_block(pre, after, sizeof(after) - 1, dot)
+
+START_TEST(test_body_bytes_at_read_boundary)
+{
+	/* a CR ends the first read, its LF starts the second */
+	CHECK_AT_BLOCK(65535, "\r\nnext\n", false);
+	/* a lone CR, then a line that ends only in the second read */
+	CHECK_AT_BLOCK(65534, "\rb\nx\n", false);
+	CHECK_AT_BLOCK(65532, "\rabc\r\nx\n", false);
+	/* NULs on either side; a NUL and an 8-bit byte in one word */
+	CHECK_AT_BLOCK(65535, "\0\0x\n", false);
+	CHECK_AT_BLOCK(65533, "a\0\xe9z\n", false);
+	/* an 8-bit byte last in the first read, first in the second */
+	CHECK_AT_BLOCK(65535, "\xe9\n", false);
+	CHECK_AT_BLOCK(65536, "\xe9\n", false);
+	/* a lone dot on either side ends the input (what follows, 8-bit
+	 * byte included, is not part of the message)... */
+	CHECK_AT_BLOCK(65534, "\n.\n\xe9\n", true);
+	CHECK_AT_BLOCK(65535, "\n.\r\n\xe9\n", true);
+	CHECK_AT_BLOCK(65535, "\n.", true);
+	/* ...a dot with more after it does not */
+	CHECK_AT_BLOCK(65534, "\n.x\n", true);
+	CHECK_AT_BLOCK(65535, "\n..\n", true);
+}
+END_TEST
+
+/* Body lines of 998 and 999 octets (and longer ones) that start before a
+ * read boundary and end after it. */
+START_TEST(test_body_long_line_across_read_boundary)
+{
+	static const size_t lengths[] = { 997, 998, 999, 1996, 1997 };
+	static const size_t before[] = { 1, 500, 997, 998 };
+
+	for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+		for (size_t b = 0; b < sizeof before / sizeof *before; b++) {
+			struct text after = { 0 };
+			struct body_model want;
+
+			/* the long line has before[b] octets in the first read */
+			text_str(&after, "\n");
+			text_pattern(&after, lengths[l], 'A');
+			text_str(&after, "\nend\n");
+			model_body(after.p, after.n, false, &want);
+			ck_assert_uint_eq(want.lines_split,
+					  (lengths[l] - 1) / MESSAGE_LINE_MAX);
+			free(want.out.p);
+			check_body_at_block(65535 - before[b], after.p, after.n,
+					    false);
+			free(after.p);
+		}
+	}
+}
+END_TEST
+
 /* ---- the empty line between header and body ---- */
 
 START_TEST(test_needs_separator)
@@ -1724,6 +1961,9 @@ static Suite *message_suite(void)
 	tcase_add_test(lines, test_long_lines_at_read_boundaries);
 	tcase_add_test(lines, test_nul_removed);
 	tcase_add_test(lines, test_nul_at_read_boundary);
+	tcase_add_test(lines, test_body_like_byte_model);
+	tcase_add_test(lines, test_body_bytes_at_read_boundary);
+	tcase_add_test(lines, test_body_long_line_across_read_boundary);
 	tcase_add_test(hdr, test_needs_separator);
 	tcase_add_test(emit, test_emit_separator);
 	tcase_add_test(emit, test_emit_empty_message);
