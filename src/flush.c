@@ -221,6 +221,41 @@ static void report_permanent(const struct account *acct,
 	free(text);
 }
 
+/* A failure before MAIL (a refused login, a certificate that does not
+ * verify, a server that does not exist, a broken configuration) says
+ * nothing about the message: a queued message is kept until the account
+ * is fixed, however permanent the failure looks; queue_lifetime still
+ * ends its stay. */
+static bool account_problem(const struct outcome *o)
+{
+	switch (o->stage) {
+	case STAGE_CONFIG:
+	case STAGE_CONNECT:
+	case STAGE_GREETING:
+	case STAGE_EHLO:
+	case STAGE_STARTTLS:
+	case STAGE_TLS:
+	case STAGE_AUTH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void report_kept(const struct account *acct,
+			const struct queue_entry *e, const struct outcome *o)
+{
+	char *text = one_line(o);
+	char *line = xasprintf("queue id=%s from=%s kept: %s (a problem of the "
+			       "account \"%s\", not of the message: fix it, "
+			       "then run postbote -q)", e->id, e->sender, text,
+			       acct->name ? acct->name : "default");
+	fprintf(stderr, "postbote: %s\n", line);
+	log_message(acct, line, true);
+	free(line);
+	free(text);
+}
+
 /* What is left to deliver of entry e after its batch item. */
 static void settle_one(const struct account *acct, const char *dir,
 		       struct queue_entry *e, struct delivery_item *it,
@@ -231,17 +266,21 @@ static void settle_one(const struct account *acct, const char *dir,
 	const struct smtp_transaction_result *tx = &it->res.tx;
 	char err[1024];
 	bool whole = it->res.outcome.failure != FAIL_NONE;
-	if (whole && !outcome_is_temporary(&it->res.outcome)) {
+	bool retry = whole && (outcome_is_temporary(&it->res.outcome) ||
+			       account_problem(&it->res.outcome));
+	if (whole && !retry) {
 		char *all = rcpt_list(&e->rcpts);
 		report_permanent(acct, e, all, &it->res.outcome);
 		free(all);
+	} else if (retry && !outcome_is_temporary(&it->res.outcome)) {
+		report_kept(acct, e, &it->res.outcome);
 	}
 	for (size_t i = 0; i < tx->nrcpts; i++) {
 		const struct outcome *o = &tx->rcpts[i].outcome;
 		if (o->failure != FAIL_NONE && !outcome_is_temporary(o))
 			report_permanent(acct, e, tx->rcpts[i].rcpt, o);
 	}
-	if (!whole || outcome_is_temporary(&it->res.outcome))
+	if (!whole || retry)
 		temporary_rcpts(it, &keep, &why);
 	if (keep.n == 0) {
 		if (queue_remove(dir, e, err, sizeof err) < 0)

@@ -131,6 +131,37 @@ else
 	ok "nothing delivered without the login"
 fi
 
+# A queued message is not dropped when the login is refused at a later
+# flush: that is the account's problem, not the message's.
+stop
+printf '{"capabilities_tls": ["PIPELINING", "ENHANCEDSTATUSCODES", "AUTH PLAIN"], "mail": {"reply": "451 4.3.0 try later"}}\n' \
+	> "$work/script.json"
+rm -f "$work/port" "$work/record.jsonl"
+python3 "$FAULT" --port-file "$work/port" --script "$work/script.json" \
+	--record "$work/record.jsonl" --user tester --password 's3cret pw' \
+	--cert "$work/certs/server.pem" --key "$work/certs/server-key.pem" &
+server_pid=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+port=$(cat "$work/port")
+conf 'password s3cret pw'
+sed -i "s|^queue off|queue_dir $work/queue|" "$work/conf"
+assert_exit 0 "a 451 queues the message" send 2> "$work/err"
+start "PLAIN"
+conf 'password wrong'
+sed -i "s|^queue off|queue_dir $work/queue|" "$work/conf"
+"$POSTBOTE" -C "$work/conf" -q 2> "$work/err"
+assert_contains "a refused login at -q keeps the queued message" "$work/err" \
+	"kept: AUTH PLAIN: server replied 535"
+"$POSTBOTE" -C "$work/conf" -bp > "$work/bp" 2>&1
+assert_contains "it is still in the queue, with the reason" "$work/bp" \
+	"last error: AUTH PLAIN: server replied 535"
+conf 'password s3cret pw'
+sed -i "s|^queue off|queue_dir $work/queue|" "$work/conf"
+assert_exit 0 "with the password fixed, -q delivers it" "$POSTBOTE" -C "$work/conf" -q
+"$POSTBOTE" -C "$work/conf" -bp > "$work/bp" 2>&1
+assert_contains "and the queue is empty" "$work/bp" "Mail queue is empty"
+if delivered; then ok "the server got it"; else not_ok "the server got it" "$(summary)"; fi
+
 # ------------------------------------------------------- XOAUTH2, OAUTHBEARER
 
 # msmtp style: the password source prints the access token.
