@@ -16,22 +16,28 @@ sh "$top_srcdir/tests/servers/certs.sh" "$work/certs" >/dev/null || exit 1
 printf 'From: a@example.org\nTo: b@example.org\nSubject: auth test\n\nhello\n' > "$work/msg.eml"
 
 server_pid=
-# start MECHANISMS [faultserver args...]: a STARTTLS server offering
-# "AUTH MECHANISMS" under TLS, user tester, password "s3cret pw".
-start() {
-	local mechs=$1
-	shift
+# start_script JSON [faultserver args...]: the fault server with that
+# script (STARTTLS, the test certificates).
+start_script() {
 	stop
-	printf '{"capabilities_tls": ["PIPELINING", "ENHANCEDSTATUSCODES", "AUTH %s"]}\n' \
-		"$mechs" > "$work/script.json"
+	printf '%s\n' "$1" > "$work/script.json"
+	shift
 	rm -f "$work/port" "$work/record.jsonl"
 	python3 "$FAULT" --port-file "$work/port" --script "$work/script.json" \
-		--record "$work/record.jsonl" --user tester --password 's3cret pw' \
-		--cert "$work/certs/server.pem" --key "$work/certs/server-key.pem" \
-		--client-ca "$work/certs/ca.pem" "$@" &
+		--record "$work/record.jsonl" --cert "$work/certs/server.pem" \
+		--key "$work/certs/server-key.pem" "$@" &
 	server_pid=$!
 	for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 	port=$(cat "$work/port")
+}
+# start MECHANISMS [faultserver args...]: a server offering "AUTH
+# MECHANISMS" under TLS, user tester, password "s3cret pw", asking TLS
+# clients for a certificate from the test CA.
+start() {
+	local mechs=$1
+	shift
+	start_script "{\"capabilities_tls\": [\"PIPELINING\", \"ENHANCEDSTATUSCODES\", \"AUTH $mechs\"]}" \
+		--user tester --password 's3cret pw' --client-ca "$work/certs/ca.pem" "$@"
 }
 stop() {
 	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
@@ -109,16 +115,7 @@ assert_exit 0 "SCRAM (several steps) with PIPELINING" send 2> "$work/err"
 before "SCRAM is never pipelined" "$work/err" "<-- 235" "--> MAIL FROM"
 
 # A server that refuses the login but would take the mail anyway.
-stop
-printf '{"capabilities_tls": ["PIPELINING", "ENHANCEDSTATUSCODES", "AUTH PLAIN"], "auth": {"reply": "535 5.7.8 Authentication credentials invalid"}, "mail": {"reply": "250 2.1.0 ok"}, "rcpt": {"reply": "250 2.1.5 ok"}, "data": {"reply": "354 go ahead"}}\n' \
-	> "$work/script.json"
-rm -f "$work/port" "$work/record.jsonl"
-python3 "$FAULT" --port-file "$work/port" --script "$work/script.json" \
-	--record "$work/record.jsonl" --cert "$work/certs/server.pem" \
-	--key "$work/certs/server-key.pem" &
-server_pid=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-port=$(cat "$work/port")
+start_script '{"capabilities_tls": ["PIPELINING", "ENHANCEDSTATUSCODES", "AUTH PLAIN"], "auth": {"reply": "535 5.7.8 Authentication credentials invalid"}, "mail": {"reply": "250 2.1.0 ok"}, "rcpt": {"reply": "250 2.1.5 ok"}, "data": {"reply": "354 go ahead"}}'
 conf 'password s3cret pw'
 assert_exit 77 "a refused pipelined AUTH: exit 77" send 2> "$work/err"
 assert_contains "the server's refusal is the report" "$work/err" \
@@ -133,16 +130,7 @@ fi
 
 # A queued message is not dropped when the login is refused at a later
 # flush: that is the account's problem, not the message's.
-stop
-printf '{"capabilities_tls": ["PIPELINING", "ENHANCEDSTATUSCODES", "AUTH PLAIN"], "mail": {"reply": "451 4.3.0 try later"}}\n' \
-	> "$work/script.json"
-rm -f "$work/port" "$work/record.jsonl"
-python3 "$FAULT" --port-file "$work/port" --script "$work/script.json" \
-	--record "$work/record.jsonl" --user tester --password 's3cret pw' \
-	--cert "$work/certs/server.pem" --key "$work/certs/server-key.pem" &
-server_pid=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-port=$(cat "$work/port")
+start_script '{"capabilities_tls": ["PIPELINING", "ENHANCEDSTATUSCODES", "AUTH PLAIN"], "mail": {"reply": "451 4.3.0 try later"}}' --user tester --password 's3cret pw'
 conf 'password s3cret pw'
 sed -i "s|^queue off|queue_dir $work/queue|" "$work/conf"
 assert_exit 0 "a 451 queues the message" send 2> "$work/err"
@@ -190,16 +178,7 @@ for mech in XOAUTH2 OAUTHBEARER; do
 	assert_not_contains "$mech: nor its base64" "$work/err" "${b64:0:20}"
 done
 
-printf '{"capabilities_tls": ["AUTH XOAUTH2"], "auth": {"reply": "454 4.7.0 Temporary authentication failure"}}\n' \
-	> "$work/script.json"
-stop
-rm -f "$work/port"
-python3 "$FAULT" --port-file "$work/port" --script "$work/script.json" \
-	--record "$work/record.jsonl" --cert "$work/certs/server.pem" \
-	--key "$work/certs/server-key.pem" &
-server_pid=$!
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
-port=$(cat "$work/port")
+start_script '{"capabilities_tls": ["AUTH XOAUTH2"], "auth": {"reply": "454 4.7.0 Temporary authentication failure"}}'
 conf 'auth xoauth2' 'passwordeval echo tok'
 assert_exit 75 "XOAUTH2: 454 is temporary (exit 75)" send 2> "$work/err"
 
