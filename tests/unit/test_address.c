@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "run_suite.h"
 #include "address.h"
 #include "util.h"
 
@@ -598,11 +599,5 @@ static Suite *address_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(address_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(address_suite());
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "run_suite.h"
 #include "aliases.h"
 #include "util.h"
 
@@ -328,11 +329,5 @@ static Suite *aliases_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(aliases_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(aliases_suite());
 }

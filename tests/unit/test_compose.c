@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "run_suite.h"
 #include "compose.h"
 #include "message.h"
 #include "util.h"
@@ -1447,11 +1448,6 @@ static Suite *compose_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(compose_suite());
-	int failed;
 	signal(SIGPIPE, SIG_IGN);	/* a feeder whose reader gave up */
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(compose_suite());
 }

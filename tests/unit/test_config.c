@@ -1,4 +1,5 @@
 #include "autoconf.h"
+#include "run_suite.h"
 #include "config.h"
 #include "util.h"
 
@@ -1379,9 +1380,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(config_suite());
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "run_suite.h"
 #include "aliases.h"
 #include "config.h"
 #include "envelope.h"
@@ -273,10 +274,5 @@ static Suite *envelope_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(envelope_suite());
-	int failed;
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(envelope_suite());
 }

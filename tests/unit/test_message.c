@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "run_suite.h"
 #include "message.h"
 #include "util.h"
 
@@ -1980,13 +1981,7 @@ static Suite *message_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(message_suite());
-	int failed;
-
 	/* a writer thread may find the pipe closed after a lone dot */
 	signal(SIGPIPE, SIG_IGN);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(message_suite());
 }

@@ -1,4 +1,5 @@
 #include "autoconf.h"
+#include "run_suite.h"
 #include "config.h"
 #include "curl_loader.h"
 #include "oauth2.h"
@@ -1043,9 +1044,5 @@ static Suite *oauth2_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(oauth2_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(oauth2_suite());
 }

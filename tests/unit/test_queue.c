@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "run_suite.h"
 #include "message.h"
 #include "queue.h"
 #include "util.h"
@@ -1719,11 +1720,5 @@ static Suite *queue_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(queue_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(queue_suite());
 }

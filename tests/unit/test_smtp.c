@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "run_suite.h"
 #include "message.h"
 #include "smtp.h"
 #include "status.h"
@@ -522,10 +523,5 @@ static Suite *smtp_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(smtp_suite());
-	int failed;
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(smtp_suite());
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "run_suite.h"
 #include "message.h"
 #include "smtpd.h"
 #include "util.h"
@@ -1250,12 +1251,6 @@ static Suite *smtpd_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(smtpd_suite());
-	int failed;
-
 	signal(SIGPIPE, SIG_IGN);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(smtpd_suite());
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "run_suite.h"
 #include "status.h"
 #include "util.h"
 
@@ -135,10 +136,5 @@ static Suite *status_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(status_suite());
-	int failed;
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(status_suite());
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "run_suite.h"
 #include "util.h"
 
 START_TEST(visible_controls)
@@ -101,10 +102,5 @@ static Suite *util_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(util_suite());
-	int failed;
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(util_suite());
 }
