@@ -122,13 +122,15 @@ static int fetch_credential(const struct delivery *d, const char *mech,
 {
 	char err[SECRET_ERROR_MAX];
 	enum oauth2_status st;
-	switch (sasl_mechanism_credential(mech)) {
+	enum sasl_credential cred = sasl_mechanism_credential(mech);
+	if ((cred == SASL_CRED_PASSWORD || cred == SASL_CRED_TOKEN) &&
+	    !d->acct->user) {
+		outcome_set(o, STAGE_AUTH, FAIL_NO_AUTH, NULL, "%s needs a user "
+			    "name, and none is set (user)", mech);
+		return -1;
+	}
+	switch (cred) {
 	case SASL_CRED_PASSWORD:
-		if (!d->acct->user) {
-			outcome_set(o, STAGE_AUTH, FAIL_NO_AUTH, NULL, "%s needs a "
-				    "user name, and none is set (user)", mech);
-			return -1;
-		}
 		p->password = credentials_password(d->creds, err, sizeof err);
 		if (!p->password) {
 			outcome_set(o, STAGE_AUTH, FAIL_AUTH_LOCAL, NULL, "%s", err);
@@ -136,11 +138,6 @@ static int fetch_credential(const struct delivery *d, const char *mech,
 		}
 		return 0;
 	case SASL_CRED_TOKEN:
-		if (!d->acct->user) {
-			outcome_set(o, STAGE_AUTH, FAIL_NO_AUTH, NULL, "%s needs a "
-				    "user name, and none is set (user)", mech);
-			return -1;
-		}
 		st = credentials_token(d->creds, fresh, token, from_cache, err,
 				       sizeof err);
 		if (st != OAUTH2_OK) {

@@ -48,7 +48,6 @@ struct sasl_client {
 	Gsasl *ctx;
 	Gsasl_session *session;
 	char *pending;          /* base64, handed out at the next step */
-	bool own_done;          /* our own mechanism sent its response */
 	char *server_error;     /* decoded OAuth2 error challenge */
 };
 
@@ -131,7 +130,6 @@ static const char *choose_forced(const char *offered, const char *forced,
 
 /* Why nothing could be chosen: name what is missing. */
 static void explain_no_choice(const char *offered, bool tls_active,
-			      const struct sasl_available *avail,
 			      const char *skip, char *err, size_t errlen)
 {
 	const struct mechanism *wanted = NULL;
@@ -173,7 +171,7 @@ const char *sasl_choose_mechanism(const char *offered, const char *forced,
 		    offered_has(offered, mechanisms[i].name) &&
 		    !offered_has(skip, mechanisms[i].name))
 			return mechanisms[i].name;
-	explain_no_choice(offered, tls_active, avail, skip, err, errlen);
+	explain_no_choice(offered, tls_active, skip, err, errlen);
 	return NULL;
 }
 
@@ -326,14 +324,13 @@ static void keep_server_error(struct sasl_client *c, const char *b64)
 static int own_step(struct sasl_client *c, const char *input, char **output,
 		    char *err, size_t errlen)
 {
-	if (c->own_done) {
-		keep_server_error(c, input);
-		*output = xstrdup(strcmp(c->m->name, "XOAUTH2") == 0 ? "" : "AQ==");
+	if (c->pending) {
+		*output = c->pending;
+		c->pending = NULL;
 		return 0;
 	}
-	c->own_done = true;
-	*output = c->pending;
-	c->pending = NULL;
+	keep_server_error(c, input);
+	*output = xstrdup(strcmp(c->m->name, "XOAUTH2") == 0 ? "" : "AQ==");
 	return 0;
 }
 
@@ -428,7 +425,6 @@ void sasl_client_keep_pending(struct sasl_client *c, char *data)
 {
 	free_secret(c->pending);
 	c->pending = data;
-	c->own_done = false;
 }
 
 const char *sasl_client_server_error(const struct sasl_client *c)

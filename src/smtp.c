@@ -758,30 +758,38 @@ static int envelope_lockstep(struct smtp_session *s,
 	return 0;
 }
 
-/* The AUTH that went out ahead of this group was refused: nothing of the
- * group counts. A server that still opened DATA (it accepted mail without
- * the login) must not get the message: the connection is dropped without
- * another byte, which leaves the transaction incomplete (RFC 5321 4.1.1.4
- * and 3.8). Without that, the session is of no use for the next message
- * either. */
-static int refused_auth(struct smtp_session *s,
-			struct smtp_transaction_result *res,
-			struct outcome *auth_failure,
-			struct outcome *mail_failure, struct smtp_reply *data)
+/* A group whose MAIL (or the AUTH ahead of it) was refused: the RCPT
+ * replies after it ("503 need MAIL", "530 authentication required") say
+ * nothing about the recipients, so they are forgotten and why is the
+ * outcome (taken over from *why, which is cleared). */
+static int void_group(struct smtp_transaction_result *res, struct outcome *why)
 {
 	for (size_t i = 0; i < res->nrcpts; i++) {
 		res->rcpts[i].accepted = false;
 		outcome_clear(&res->rcpts[i].outcome);
 	}
 	res->naccepted = 0;
+	outcome_copy(&res->outcome, why);
+	outcome_clear(why);
+	return -1;
+}
+
+/* The AUTH that went out ahead of this group was refused. A server that
+ * still opened DATA (it accepted mail without the login) must not get the
+ * message: the connection is dropped without another byte, which leaves
+ * the transaction incomplete (RFC 5321 4.1.1.4 and 3.8). Without that,
+ * the session is of no use for the next message either. */
+static int refused_auth(struct smtp_session *s,
+			struct smtp_transaction_result *res,
+			struct outcome *auth_failure,
+			struct outcome *mail_failure, struct smtp_reply *data)
+{
 	if (data && data->code == 354)
 		tracef(s, "the server opened DATA after refusing AUTH: the "
 		       "connection is closed without sending the message");
-	outcome_copy(&res->outcome, auth_failure);
-	outcome_clear(auth_failure);
 	outcome_clear(mail_failure);
 	smtp_set_state(s, SMTP_STATE_FAILED);
-	return -1;
+	return void_group(res, auth_failure);
 }
 
 /* RFC 2920: MAIL, the RCPTs and DATA go out together (in groups of at
@@ -796,7 +804,6 @@ static int envelope_pipelined(struct smtp_session *s,
 	struct smtp_reply r;
 	struct outcome mail_failure = { 0 }, auth_failure = { 0 };
 	size_t from = 0;
-	bool auth_waiting = s->auth_pending != NULL;
 	if (queue_command(s, mail, NULL, STAGE_MAIL, &res->outcome) < 0)
 		return -1;
 	do {
@@ -808,16 +815,15 @@ static int envelope_pipelined(struct smtp_session *s,
 						   &res->outcome) < 0) ||
 		    flush(s, STAGE_MAIL, mail, &res->outcome) < 0)
 			return -1;
-		if (auth_waiting && read_pending_auth(s, &auth_failure) < 0) {
-			if (auth_failure.failure != FAIL_REPLY) {
+		if (from == 0) {
+			if (s->auth_pending &&
+			    read_pending_auth(s, &auth_failure) < 0 &&
+			    auth_failure.failure != FAIL_REPLY) {
 				outcome_copy(&res->outcome, &auth_failure);
 				outcome_clear(&auth_failure);
 				smtp_set_state(s, SMTP_STATE_FAILED);
 				return -1;
 			}
-		}
-		auth_waiting = false;
-		if (from == 0) {
 			if (expect(s, s->timeouts.command, STAGE_MAIL, mail, 2, &r,
 				   &mail_failure) < 0 &&
 			    mail_failure.failure != FAIL_REPLY) {
@@ -841,18 +847,8 @@ static int envelope_pipelined(struct smtp_session *s,
 		return -1;
 	if (auth_failure.failure != FAIL_NONE)
 		return refused_auth(s, res, &auth_failure, &mail_failure, data);
-	if (mail_failure.failure != FAIL_NONE) {
-		/* The RCPT replies after a refused MAIL ("503 need MAIL")
-		 * say nothing about the recipients: forget them. */
-		for (size_t i = 0; i < res->nrcpts; i++) {
-			res->rcpts[i].accepted = false;
-			outcome_clear(&res->rcpts[i].outcome);
-		}
-		outcome_copy(&res->outcome, &mail_failure);
-		outcome_clear(&mail_failure);
-		res->naccepted = 0;
-		return -1;
-	}
+	if (mail_failure.failure != FAIL_NONE)
+		return void_group(res, &mail_failure);
 	return 0;
 }
 
