@@ -16,8 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #include "cli.h"
 #include "compose.h"
 #include "config.h"
@@ -34,6 +32,8 @@ extern char **environ;
 #include "status.h"
 #include "tls.h"
 #include "util.h"
+
+extern char **environ;
 
 #define SYSTEM_CONFIG "/etc/postbote.conf"
 

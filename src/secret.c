@@ -66,16 +66,15 @@ static int spawn_argv(char *const argv[], int pipefd[2], pid_t *pid,
 	return rc;
 }
 
-/* Run argv; the first line of what it prints, or NULL with err (shown
- * names the command in messages). */
-static char *run_first_line(char *const argv[], const char *shown, bool quiet,
-			    char *err, size_t errlen)
+/* Run argv; the first line of what it prints, or NULL with err (command
+ * names it in messages). */
+static char *run_first_line(char *const argv[], const char *command,
+			    bool quiet, char *err, size_t errlen)
 {
 	int pipefd[2], status = 0, rc;
 	pid_t pid;
 	size_t len;
 	char *out;
-	const char *command = shown;
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		format_into(err, errlen, "cannot run \"%s\": %s", command,
 			    strerror(errno));
@@ -115,8 +114,6 @@ char *secret_run_command(const char *command, char *err, size_t errlen)
 	char *argv[] = { "/bin/sh", "-p", "-c", (char *)command, NULL };
 	return run_first_line(argv, command, false, err, errlen);
 }
-
-
 
 /* ----------------------------------------------------------- file sources */
 
@@ -450,23 +447,35 @@ static bool explicit_source(const struct account *a)
 	       a->password_file;
 }
 
-bool credentials_password_possible(const struct credentials *c,
-				   bool with_prompt)
+/* ~/.netrc's password for the account; NULL with err empty when it has
+ * no entry (or there is no file), with err set when it cannot be used. */
+static char *password_from_netrc(const struct account *a, char *err,
+				 size_t errlen)
+{
+	char *path = netrc_path();
+	char *p = NULL;
+	err[0] = '\0';
+	if (path)
+		p = secret_netrc_lookup(path, a->host, a->user, err, errlen);
+	free(path);
+	return p;
+}
+
+bool credentials_password_possible(struct credentials *c, bool with_prompt)
 {
 	const struct account *a = c->acct;
-	char err[SECRET_ERROR_MAX];
-	char *path, *p;
-	bool found;
 	if (c->password || explicit_source(a))
 		return true;
-	path = netrc_path();
-	p = path ? secret_netrc_lookup(path, a->host, a->user, err, sizeof err)
-		 : NULL;
-	found = p != NULL || err[0];  /* a bad file is reported when used */
-	free_secret(p);
-	free(path);
-	if (found)
-		return true;
+	/* The file's answer is the fetched password (a file that cannot be
+	 * used is reported when the password is needed): read it once. */
+	if (!c->password_tried) {
+		c->password = password_from_netrc(a, c->password_error,
+						  sizeof c->password_error);
+		if (c->password || c->password_error[0]) {
+			c->password_tried = true;
+			return true;
+		}
+	}
 	if (a->host && a->user && keyring_reachable() && in_path("secret-tool"))
 		return true;
 	return with_prompt && c->may_prompt && tty_available();
@@ -488,7 +497,7 @@ static char *fetch_password(const struct credentials *c, char *err,
 {
 	const struct account *a = c->acct;
 	char why[SECRET_ERROR_MAX];
-	char *p, *path;
+	char *p;
 	err[0] = '\0';
 	if (a->password)
 		return xstrdup(a->password);
@@ -502,9 +511,7 @@ static char *fetch_password(const struct credentials *c, char *err,
 		return password_from_env(a->password_env, err, errlen);
 	if (a->password_file)
 		return password_from_file(a->password_file, err, errlen);
-	path = netrc_path();
-	p = path ? secret_netrc_lookup(path, a->host, a->user, err, errlen) : NULL;
-	free(path);
+	p = password_from_netrc(a, err, errlen);
 	if (p || err[0])
 		return p;
 	if ((p = password_from_keyring(a)))
@@ -536,7 +543,7 @@ static bool auth_names_token_mechanism(const struct account *a)
 			   ascii_casecmp(a->auth, "OAUTHBEARER") == 0);
 }
 
-bool credentials_token_possible(const struct credentials *c)
+bool credentials_token_possible(struct credentials *c)
 {
 	if (oauth2_configured(c->acct))
 		return true;

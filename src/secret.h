@@ -37,9 +37,9 @@ void credentials_free(struct credentials *c);
 
 /* Whether a password can be had without asking the source yet: a source
  * is configured, ~/.netrc has an entry for the host, secret-tool can be
- * asked, or (with_prompt) a terminal prompt is possible. */
-bool credentials_password_possible(const struct credentials *c,
-				   bool with_prompt);
+ * asked, or (with_prompt) a terminal prompt is possible. ~/.netrc is
+ * read here, once: what it gives is then the fetched password. */
+bool credentials_password_possible(struct credentials *c, bool with_prompt);
 /* The password (owned by c), fetched once. NULL with err when there is
  * none or a source failed. */
 const char *credentials_password(struct credentials *c, char *err,
@@ -49,7 +49,7 @@ const char *credentials_password(struct credentials *c, char *err,
  * client is configured (oauth2_provider / oauth2_token_url), or auth
  * names XOAUTH2 or OAUTHBEARER and a password source gives the token (as
  * in msmtp, passwordeval running a token helper). */
-bool credentials_token_possible(const struct credentials *c);
+bool credentials_token_possible(struct credentials *c);
 /* A token: new string (free_secret). force_refresh asks the token
  * endpoint even when a cached token looks valid (the server refused it).
  * *from_cache tells whether a retry with force_refresh could help. */
