@@ -207,17 +207,22 @@ static char *rcpt_list(const struct strlist *l)
 	return out;
 }
 
+/* A queue event the admin must see: on standard error and in the log. */
+static void report_line(const struct account *acct, char *line)
+{
+	fprintf(stderr, "postbote: %s\n", line);
+	log_message(acct, line, true);
+	free(line);
+}
+
 static void report_permanent(const struct account *acct,
 			     const struct queue_entry *e, const char *rcpt,
 			     const struct outcome *o)
 {
 	char *text = one_line(o);
-	char *line = xasprintf("queue id=%s from=%s to=%s refused permanently, "
-			       "dropped from the queue: %s", e->id, e->sender,
-			       rcpt, text);
-	fprintf(stderr, "postbote: %s\n", line);
-	log_message(acct, line, true);
-	free(line);
+	report_line(acct, xasprintf("queue id=%s from=%s to=%s refused "
+				    "permanently, dropped from the queue: %s",
+				    e->id, e->sender, rcpt, text));
 	free(text);
 }
 
@@ -246,13 +251,10 @@ static void report_kept(const struct account *acct,
 			const struct queue_entry *e, const struct outcome *o)
 {
 	char *text = one_line(o);
-	char *line = xasprintf("queue id=%s from=%s kept: %s (a problem of the "
-			       "account \"%s\", not of the message: fix it, "
-			       "then run postbote -q)", e->id, e->sender, text,
-			       acct->name ? acct->name : "default");
-	fprintf(stderr, "postbote: %s\n", line);
-	log_message(acct, line, true);
-	free(line);
+	report_line(acct, xasprintf("queue id=%s from=%s kept: %s (a problem of "
+				    "the account \"%s\", not of the message: fix "
+				    "it, then run postbote -q)", e->id, e->sender,
+				    text, acct->name ? acct->name : "default"));
 	free(text);
 }
 
@@ -337,13 +339,11 @@ static void report_expired(const struct account *acct,
 			   const char *dir)
 {
 	char *rcpts = rcpt_list(&e->rcpts);
-	char *line = xasprintf("queue id=%s from=%s to=%s expired after %ld days "
-			       "in the queue (last error: %s); moved to %s/failed",
-			       e->id, e->sender, rcpts, (long)(lifetime / 86400),
-			       e->last_error ? e->last_error : "none", dir);
-	fprintf(stderr, "postbote: %s\n", line);
-	log_message(acct, line, true);
-	free(line);
+	report_line(acct, xasprintf("queue id=%s from=%s to=%s expired after %ld "
+				    "days in the queue (last error: %s); moved to "
+				    "%s/failed", e->id, e->sender, rcpts,
+				    (long)(lifetime / 86400),
+				    e->last_error ? e->last_error : "none", dir));
 	free(rcpts);
 }
 
