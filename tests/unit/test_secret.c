@@ -37,6 +37,18 @@ static char *lookup(const char *text, const char *machine, const char *login)
 	return p;
 }
 
+/* The lookup gives want (NULL: no entry). */
+static void check_lookup(const char *text, const char *machine,
+			 const char *login, const char *want)
+{
+	char *p = lookup(text, machine, login);
+	if (want)
+		ck_assert_str_eq(p, want);
+	else
+		ck_assert_ptr_null(p);
+	free(p);
+}
+
 static void setup(void)
 {
 	ck_assert_ptr_nonnull(mkdtemp(dir));
@@ -56,17 +68,11 @@ START_TEST(netrc_machine_and_login)
 		"machine a.example login joe password one\n"
 		"machine mail.example login ann password two\n"
 		"machine mail.example\n\tlogin joe\n\tpassword three\n";
-	char *p = lookup(text, "mail.example", "joe");
-	ck_assert_str_eq(p, "three");
-	free(p);
-	p = lookup(text, "MAIL.example", "ann");
-	ck_assert_str_eq(p, "two");
-	free(p);
-	p = lookup(text, "mail.example", NULL);
-	ck_assert_str_eq(p, "two");
-	free(p);
-	ck_assert_ptr_null(lookup(text, "mail.example", "bob"));
-	ck_assert_ptr_null(lookup(text, "other.example", "joe"));
+	check_lookup(text, "mail.example", "joe", "three");
+	check_lookup(text, "MAIL.example", "ann", "two");
+	check_lookup(text, "mail.example", NULL, "two");
+	check_lookup(text, "mail.example", "bob", NULL);
+	check_lookup(text, "other.example", "joe", NULL);
 }
 END_TEST
 
@@ -76,17 +82,11 @@ START_TEST(netrc_default_quotes_macdef)
 		"macdef init\nmachine evil.example password fromMacro\n\n"
 		"machine x.example login joe password \"with space \\\"q\\\"\"\n"
 		"default login joe password fallback\n";
-	char *p = lookup(text, "x.example", "joe");
-	ck_assert_str_eq(p, "with space \"q\"");
-	free(p);
-	p = lookup(text, "anything.example", "joe");
-	ck_assert_str_eq(p, "fallback");
-	free(p);
+	check_lookup(text, "x.example", "joe", "with space \"q\"");
+	check_lookup(text, "anything.example", "joe", "fallback");
 	/* the macro body is not an entry */
-	p = lookup(text, "evil.example", NULL);
-	ck_assert_str_eq(p, "fallback");
-	free(p);
-	ck_assert_ptr_null(lookup("machine a account x login b\n", "a", "b"));
+	check_lookup(text, "evil.example", NULL, "fallback");
+	check_lookup("machine a account x login b\n", "a", "b", NULL);
 }
 END_TEST
 
